@@ -1,0 +1,114 @@
+"""Cache and rate-limit ports, each with a Redis adapter and an in-process one."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after: int
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, ttl_sec: int) -> None: ...
+    async def delete(self, *keys: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
+        """Count one request against a fixed window; say whether it may go on."""
+        ...
+
+
+class MemoryCache:
+    def __init__(self, max_items: int = 10_000) -> None:
+        self._items: dict[str, tuple[float, bytes]] = {}
+        self._max = max_items
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return item[1]
+
+    async def set(self, key: str, value: bytes, ttl_sec: int) -> None:
+        if len(self._items) >= self._max:
+            now = time.monotonic()
+            for stale in [k for k, (exp, _) in self._items.items() if exp < now]:
+                del self._items[stale]
+            if len(self._items) >= self._max:
+                self._items.pop(next(iter(self._items)))
+        self._items[key] = (time.monotonic() + ttl_sec, value)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._items.pop(key, None)
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
+        now = time.monotonic()
+        reset_at, count = self._windows.get(key, (now + window_sec, 0))
+        if reset_at <= now:
+            reset_at, count = now + window_sec, 0
+        count += 1
+        self._windows[key] = (reset_at, count)
+        if len(self._windows) > 100_000:
+            self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+        if count > limit:
+            return RateDecision(False, max(1, math.ceil(reset_at - now)))
+        return RateDecision(True, 0)
+
+
+class RedisCache:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix + "cache:"
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._redis.get(self._prefix + key)
+        return value if value is None else bytes(value)
+
+    async def set(self, key: str, value: bytes, ttl_sec: int) -> None:
+        await self._redis.set(self._prefix + key, value, ex=ttl_sec)
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self._redis.delete(*(self._prefix + k for k in keys))
+
+
+# One round trip: count, start the window on the first hit, report the time left.
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix + "rl:"
+        self._script = redis.register_script(_HIT_SCRIPT)
+
+    async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
+        count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_sec * 1000])
+        if int(count) > limit:
+            return RateDecision(False, max(1, math.ceil(int(ttl_ms) / 1000)))
+        return RateDecision(True, 0)

@@ -1,0 +1,178 @@
+"""The one settings class: every knob of the product, read from the environment."""
+
+from __future__ import annotations
+
+import json
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"
+DEFAULT_PEPPER = "dev-only-password-pepper"
+DEFAULT_REFERENCE_KEY = "dev-only-payment-reference-key"
+MIN_SECRET_LENGTH = 32
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run the product; the message says why in one line."""
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = ""
+    node_id: str = Field(default_factory=lambda: socket.gethostname())
+    log_level: str = "INFO"
+    data_dir: Path = Path(".data")
+
+    # Storage
+    mongodb_url: str = ""
+    mongodb_db: str = "interview_platform"
+    redis_url: str = ""
+    redis_key_prefix: str = "ip:"
+    celery_broker_url: str = ""
+
+    # Security
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    jwt_issuer: str = "interview-platform"
+    jwt_audience: str = "interview-platform-api"
+    access_token_ttl_sec: int = 900
+    refresh_token_ttl_sec: int = 30 * 24 * 3600
+    password_pepper: SecretStr = SecretStr(DEFAULT_PEPPER)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    verification_token_ttl_sec: int = 24 * 3600
+    reset_token_ttl_sec: int = 3600
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 64 * 1024
+    refresh_cookie_secure: bool = False
+
+    # Rate limits: "count/seconds"
+    rate_limit_auth_ip: str = "20/60"
+    rate_limit_auth_account: str = "10/300"
+    rate_limit_global_ip: str = "600/60"
+    rate_limit_user: str = "300/60"
+    rate_limit_socket_messages: str = "30/10"
+
+    # Interviews
+    questions_per_interview: int = Field(default=5, ge=1, le=20)
+    time_limit_intern_sec: int = 300
+    time_limit_junior_sec: int = 300
+    time_limit_middle_sec: int = 420
+    pass_threshold_intern: int = 60
+    pass_threshold_junior: int = 65
+    pass_threshold_middle: int = 70
+    answer_max_chars: int = 8000
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_hello_timeout_sec: float = 10.0
+    ws_send_queue_limit: int = 256
+    ws_ping_interval_sec: float = 20.0
+    abandon_after_sec: int = 3600
+    question_cache_ttl_sec: int = 3600
+
+    # Evaluator (OpenAI)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o"
+    openai_timeout_sec: float = 30.0
+
+    # Mail
+    sendpulse_client_id: str = ""
+    sendpulse_client_secret: SecretStr | None = None
+    sendpulse_api_url: str = "https://api.sendpulse.com"
+    mail_from_email: str = "no-reply@interview-platform.ru"
+    mail_from_name: str = "Interview Platform"
+
+    # Payments
+    cloudpayments_public_id: str = ""
+    cloudpayments_api_secret: SecretStr | None = None
+    payment_reference_key: SecretStr = SecretStr(DEFAULT_REFERENCE_KEY)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @model_validator(mode="after")
+    def _fill_base_url(self) -> Settings:
+        if not self.public_base_url:
+            object.__setattr__(self, "public_base_url", f"http://{self.host}:{self.port}")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is AppEnv.PRODUCTION
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return not self.mongodb_url
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def openai_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def sendpulse_enabled(self) -> bool:
+        return bool(self.sendpulse_client_id) and self.sendpulse_client_secret is not None
+
+    @property
+    def cloudpayments_enabled(self) -> bool:
+        return bool(self.cloudpayments_public_id) and self.cloudpayments_api_secret is not None
+
+    def time_limit_sec(self, level: str) -> int:
+        return int(getattr(self, f"time_limit_{level}_sec"))
+
+    def pass_threshold(self, level: str) -> int:
+        return int(getattr(self, f"pass_threshold_{level}"))
+
+    def check_production(self) -> None:
+        """Refuse a production start on unsafe defaults, in one line."""
+        if not self.is_production:
+            return
+        secret = self.jwt_secret.get_secret_value()
+        if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"JWT_SECRET must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters in production"
+            )
+        if self.password_pepper.get_secret_value() == DEFAULT_PEPPER:
+            raise ConfigurationError("PASSWORD_PEPPER must be set in production")
+        if self.payment_reference_key.get_secret_value() == DEFAULT_REFERENCE_KEY:
+            raise ConfigurationError("PAYMENT_REFERENCE_KEY must be set in production")
+        if self.embedded_mongo:
+            raise ConfigurationError(
+                "MONGODB_URL must point at a MongoDB server in production (no embedded store)"
+            )
+        if self.embedded_redis:
+            raise ConfigurationError("REDIS_URL must be set in production (sessions span nodes)")
+
+
+def parse_rate(spec: str) -> tuple[int, int]:
+    """Parse a "count/seconds" rate limit."""
+    count, _, window = spec.partition("/")
+    return int(count), int(window or "60")

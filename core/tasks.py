@@ -1,0 +1,98 @@
+"""The task-queue port: named background jobs, run by Celery or inside this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RetryableJobError(Exception):
+    """A job failed in a way that trying again later may fix."""
+
+
+class JobRegistry:
+    """Name -> coroutine function; the same registry serves Celery workers and the embedded run."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def register(self, name: str, job: Job) -> None:
+        self._jobs[name] = job
+
+    def get(self, name: str) -> Job:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            raise LookupError(f"no job named {name!r}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._jobs)
+
+
+class TaskQueue(Protocol):
+    async def enqueue(self, name: str, payload: dict[str, Any]) -> None:
+        """Hand a job over; it runs later, retried with backoff when it fails."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def backoff_delay(attempt: int, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter."""
+    return float(random.uniform(0, min(cap, base * 2**attempt)))
+
+
+class InProcessTaskQueue:
+    """Runs jobs as asyncio tasks of this process, retrying retryable failures with backoff."""
+
+    def __init__(
+        self, registry: JobRegistry, max_attempts: int = 5, base_delay: float = 1.0
+    ) -> None:
+        self._registry = registry
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def enqueue(self, name: str, payload: dict[str, Any]) -> None:
+        job = self._registry.get(name)
+        task = asyncio.create_task(self._run(name, job, payload), name=f"job:{name}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, name: str, job: Job, payload: dict[str, Any]) -> None:
+        for attempt in range(self._max_attempts):
+            try:
+                await job(payload)
+                return
+            except asyncio.CancelledError:
+                raise
+            except RetryableJobError as exc:
+                if attempt + 1 >= self._max_attempts:
+                    log.error("job gave up", extra={"job": name, "error": str(exc)})
+                    return
+                delay = backoff_delay(attempt, self._base_delay)
+                log.warning(
+                    "job failed, retrying",
+                    extra={"job": name, "attempt": attempt + 1, "delay": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+            except Exception:
+                log.exception("job failed permanently", extra={"job": name})
+                return
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for running jobs (tests, shutdown)."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
+
+    async def close(self) -> None:
+        await self.drain(timeout=5.0)
+        for task in list(self._running):
+            task.cancel()

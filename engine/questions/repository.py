@@ -1,0 +1,111 @@
+"""Questions in MongoDB, cached per level (Redis or in process) and invalidated on change."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import UpdateOne
+
+from core.db import Database, Doc, parse_object_id
+from core.kv import Cache
+from engine.questions.bank import LEVELS, BankQuestion, bank_digest, load_bank
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY = "questions:v1:"
+META_ID = "question_bank"
+
+
+def _cacheable(doc: Doc) -> dict[str, Any]:
+    return {
+        "id": str(doc["_id"]),
+        "slug": doc["slug"],
+        "level": doc["level"],
+        "tags": doc["tags"],
+        "difficulty": doc["difficulty"],
+        "text": doc["text"],
+        "exampleAnswer": doc["exampleAnswer"],
+        "keyPoints": doc["keyPoints"],
+    }
+
+
+class QuestionRepository:
+    def __init__(self, db: Database, cache: Cache, ttl_sec: int) -> None:
+        self._questions = db["questions"]
+        self._meta = db["meta"]
+        self._cache = cache
+        self._ttl = ttl_sec
+
+    async def seed(self, questions: tuple[BankQuestion, ...] | None = None) -> int:
+        """Upsert the shipped bank by slug; questions edited by staff keep their edits' history."""
+        items = questions if questions is not None else load_bank()
+        now = datetime.now(UTC)
+        ops = [
+            UpdateOne(
+                {"slug": q.slug},
+                {
+                    "$set": {
+                        "type": q.type,
+                        "level": q.level,
+                        "question": q.text.ru,
+                        "text": q.text.model_dump(),
+                        "exampleAnswer": q.exampleAnswer.model_dump(),
+                        "keyPoints": [k.model_dump() for k in q.keyPoints],
+                        "tags": q.tags,
+                        "difficulty": q.difficulty,
+                        "updatedAt": now,
+                    },
+                    "$setOnInsert": {"slug": q.slug, "isActive": True, "createdAt": now},
+                },
+                upsert=True,
+            )
+            for q in items
+        ]
+        if ops:
+            await self._questions.bulk_write(ops, ordered=False)
+        await self._meta.update_one(
+            {"_id": META_ID}, {"$set": {"digest": bank_digest(), "seededAt": now}}, upsert=True
+        )
+        await self.invalidate()
+        return len(ops)
+
+    async def seed_if_changed(self) -> bool:
+        """Seed when the shipped bank differs from what the database holds."""
+        meta = await self._meta.find_one({"_id": META_ID})
+        if meta is not None and meta.get("digest") == bank_digest():
+            return False
+        count = await self.seed()
+        log.info("question bank seeded", extra={"questions": count})
+        return True
+
+    async def invalidate(self) -> None:
+        await self._cache.delete(*(CACHE_KEY + level for level in LEVELS))
+
+    async def active_for_level(self, level: str) -> list[dict[str, Any]]:
+        """Active technical questions of a level, from the cache when it has them."""
+        key = CACHE_KEY + level
+        cached = await self._cache.get(key)
+        if cached is not None:
+            data: list[dict[str, Any]] = json.loads(cached)
+            return data
+        docs = [
+            _cacheable(d)
+            async for d in self._questions.find(
+                {"type": "technical", "level": level, "isActive": True}
+            )
+        ]
+        await self._cache.set(key, json.dumps(docs, ensure_ascii=False).encode(), self._ttl)
+        return docs
+
+    async def by_ids(self, level: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Questions by id (inactive ones included: a running interview keeps its questions)."""
+        found = {q["id"]: q for q in await self.active_for_level(level) if q["id"] in ids}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            oids = [o for o in (parse_object_id(i) for i in missing) if o is not None]
+            async for d in self._questions.find({"_id": {"$in": oids}}):
+                found[str(d["_id"])] = _cacheable(d)
+        return found

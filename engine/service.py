@@ -1,0 +1,391 @@
+"""Runs the state machine against storage: load, transition, persist, publish, run effects.
+
+Order per input: the durable write (MongoDB) happens before the live state is saved and before
+any event is published, so nothing a client was told can be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from core.errors import AppError, Conflict, Forbidden, NotFound
+from core.logging import interview_id_var
+from core.settings import Settings
+from engine.bus.base import LiveStore, SessionBus
+from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
+from engine.evaluator.local import LocalEvaluator
+from engine.questions.repository import QuestionRepository
+from engine.questions.selection import Candidate, select
+from engine.state import (
+    Abandoned,
+    CancelDeadline,
+    CompleteRequested,
+    DeadlinePassed,
+    EvaluationDone,
+    EvaluationReset,
+    EvaluationToken,
+    Input,
+    InterviewState,
+    PersistAnswer,
+    PersistEvaluation,
+    PersistOutcome,
+    QuestionState,
+    ScheduleDeadline,
+    StartEvaluation,
+    Status,
+    Transition,
+    handle,
+    start,
+)
+from engine.store import InterviewStore
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_SEC = 15.0
+EVALUATION_BUDGET_SEC = 120.0
+
+# Hook for the billing rules: (user_id) -> raises when the user may not start another interview.
+StartGuard = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    interview_id: str
+    state: InterviewState
+
+
+class InterviewService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: InterviewStore,
+        questions: QuestionRepository,
+        bus: SessionBus,
+        live: LiveStore,
+        evaluator: Evaluator,
+        users: Any,
+        start_guard: StartGuard | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.questions = questions
+        self.bus = bus
+        self.live = live
+        self.evaluator = evaluator
+        self.fallback = LocalEvaluator()
+        self._users = users
+        self._start_guard = start_guard
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self.node_id = settings.node_id
+
+    # --- starting ----------------------------------------------------------------------------
+
+    async def start_interview(self, user_id: str, level: str, language: str | None) -> Started:
+        user = await self._users.find_one({"_id": ObjectId(user_id)})
+        if user is None:
+            raise NotFound("No such user", code="user_not_found")
+        if not user.get("isEmailVerified"):
+            raise Forbidden("Confirm your email address first", code="email_not_verified")
+        if self._start_guard is not None:
+            await self._start_guard(user_id)
+        lang = language or user.get("language", "ru")
+        bank = await self.questions.active_for_level(level)
+        history = await self.store.selection_history(user_id, level)
+        candidates = [
+            Candidate(q["id"], (q["tags"] or ["general"])[0], q["difficulty"]) for q in bank
+        ]
+        chosen = select(candidates, history, self.settings.questions_per_interview, random.Random())
+        if not chosen:
+            raise AppError(
+                "No questions are available for this level yet", code="no_questions", status=503
+            )
+        by_id = {q["id"]: q for q in bank}
+        limit = self.settings.time_limit_sec(level)
+        state = InterviewState(
+            interview_id=str(ObjectId()),
+            user_id=user_id,
+            level=level,
+            language=lang,
+            pass_threshold=self.settings.pass_threshold(level),
+            questions=[
+                QuestionState(
+                    question_id=qid,
+                    text=by_id[qid]["text"][lang],
+                    tags=by_id[qid]["tags"],
+                    time_limit_sec=limit,
+                )
+                for qid in chosen
+            ],
+        )
+        now = time.time()
+        out = start(state, now)
+        await self.store.create(state, now)
+        await self.live.save(state.interview_id, state.to_dict(), 0)
+        await self._publish_and_run(state, out)
+        log.info("interview started", extra={"interview": state.interview_id, "level": level})
+        return Started(state.interview_id, state)
+
+    # --- applying inputs ---------------------------------------------------------------------
+
+    def _lock(self, interview_id: str) -> asyncio.Lock:
+        lock = self._locks.get(interview_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[interview_id] = lock
+        return lock
+
+    async def load(self, interview_id: str) -> InterviewState | None:
+        """The live state; rebuilt from the durable record when the live copy is gone."""
+        data = await self.live.load(interview_id)
+        if data is not None:
+            return InterviewState.from_dict(data)
+        state = await self.store.load_state(interview_id)
+        if state is not None:
+            await self.live.save(interview_id, state.to_dict(), state.version)
+        return state
+
+    async def owned(self, interview_id: str, user_id: str) -> InterviewState:
+        """The interview if `user_id` owns it; anyone else gets the same 404 as a missing one."""
+        state = await self.load(interview_id)
+        if state is None or state.user_id != user_id:
+            raise NotFound("No such interview", code="interview_not_found")
+        return state
+
+    async def apply(self, interview_id: str, event: Input) -> Transition:
+        """Feed one input to the machine and carry out what it asks, in a safe order."""
+        token = interview_id_var.set(interview_id)
+        try:
+            async with self._lock(interview_id):
+                for _ in range(5):
+                    state = await self.load(interview_id)
+                    if state is None:
+                        raise NotFound("No such interview", code="interview_not_found")
+                    before = state.version
+                    out = handle(state, event)
+                    if out.changed:
+                        if not await self._persist(state, out):
+                            await self._resync(interview_id)
+                            continue
+                        if not await self.live.save(interview_id, state.to_dict(), before):
+                            continue
+                    await self._publish_and_run(state, out)
+                    return out
+                raise Conflict("The interview changed meanwhile; retry", code="conflict")
+        finally:
+            interview_id_var.reset(token)
+
+    async def _resync(self, interview_id: str) -> None:
+        fresh = await self.store.load_state(interview_id)
+        current = await self.live.load(interview_id)
+        if fresh is not None:
+            await self.live.save(
+                interview_id, fresh.to_dict(), current["version"] if current else fresh.version
+            )
+
+    async def _persist(self, state: InterviewState, out: Transition) -> bool:
+        now = time.time()
+        for effect in out.effects:
+            if isinstance(effect, PersistAnswer):
+                if not await self.store.persist_answer(state, effect.index, now):
+                    return False
+            elif isinstance(effect, PersistEvaluation):
+                await self.store.persist_evaluation(state, effect.index, now)
+            elif isinstance(effect, PersistOutcome):
+                await self.store.persist_outcome(state, now)
+        return True
+
+    async def _publish_and_run(self, state: InterviewState, out: Transition) -> None:
+        if out.events:
+            out.events = await self.bus.append(state.interview_id, out.events)
+        for effect in out.effects:
+            if isinstance(effect, ScheduleDeadline):
+                await self.live.schedule(state.interview_id, effect.at)
+            elif isinstance(effect, CancelDeadline):
+                await self.live.cancel(state.interview_id)
+            elif isinstance(effect, StartEvaluation):
+                self._spawn_evaluation(state.interview_id, effect.index)
+
+    # --- evaluations -------------------------------------------------------------------------
+
+    def _spawn_evaluation(self, interview_id: str, index: int, resumed: bool = False) -> None:
+        key = (interview_id, index)
+        if key in self._evaluations:
+            return
+        task = asyncio.create_task(
+            self._evaluate(interview_id, index, resumed), name=f"eval:{interview_id}:{index}"
+        )
+        self._evaluations[key] = task
+        task.add_done_callback(lambda _: self._evaluations.pop(key, None))
+
+    async def wait_evaluation(self, interview_id: str, index: int, timeout: float) -> None:
+        """Wait for this node's evaluation of one answer (the REST flow answers after it)."""
+        task = self._evaluations.get((interview_id, index))
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    async def _evaluate(self, interview_id: str, index: int, resumed: bool) -> None:
+        lease = f"eval:{interview_id}:{index}"
+        if not await self.live.acquire_lease(lease, self.node_id, LEASE_TTL_SEC):
+            return
+        interview_id_var.set(interview_id)
+        renew = asyncio.create_task(self._keep_lease(lease))
+        try:
+            state = await self.load(interview_id)
+            if state is None or state.status is not Status.EVALUATING or state.current != index:
+                return
+            q = state.questions[index]
+            if resumed:
+                await self.apply(
+                    interview_id, EvaluationReset(q.question_id, "evaluation_restarted")
+                )
+            request = await self._request(state, q)
+            evaluation = await self._stream(interview_id, q.question_id, request)
+            await self.apply(interview_id, EvaluationDone(q.question_id, evaluation, time.time()))
+        except asyncio.CancelledError:
+            raise
+        except AppError as exc:
+            log.info("evaluation result not applied", extra={"code": exc.code})
+        except Exception:
+            log.exception("evaluation failed", extra={"index": index})
+        finally:
+            renew.cancel()
+            await self.live.release_lease(lease, self.node_id)
+
+    async def _keep_lease(self, lease: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_SEC / 3)
+            with contextlib.suppress(Exception):
+                await self.live.renew_lease(lease, self.node_id, LEASE_TTL_SEC)
+
+    async def _request(self, state: InterviewState, q: QuestionState) -> EvaluationRequest:
+        found = await self.questions.by_ids(state.level, [q.question_id])
+        doc = found.get(q.question_id)
+        lang = state.language
+        points = doc["keyPoints"] if doc else []
+        return EvaluationRequest(
+            question_id=q.question_id,
+            question=q.text,
+            answer=(q.answer or "")[: self.settings.answer_max_chars],
+            level=state.level,
+            language=lang,
+            example_answer=doc["exampleAnswer"][lang] if doc else "",
+            key_points=[p[lang] for p in points],
+            keywords=[list(p["keywords"]) for p in points],
+            tags=q.tags,
+        )
+
+    async def _stream(
+        self, interview_id: str, question_id: str, request: EvaluationRequest
+    ) -> Evaluation:
+        """Stream the evaluator's feedback; on failure say so and let the local evaluator finish."""
+        for evaluator in (self.evaluator, self.fallback):
+            streamed = False
+            try:
+                async with asyncio.timeout(EVALUATION_BUDGET_SEC):
+                    async for item in evaluator.evaluate(request):
+                        if isinstance(item, Delta):
+                            streamed = True
+                            await self._emit(interview_id, EvaluationToken(question_id, item.text))
+                        elif isinstance(item, Reset):
+                            streamed = False
+                            await self._emit(
+                                interview_id, EvaluationReset(question_id, item.reason)
+                            )
+                        elif isinstance(item, Done):
+                            return item.evaluation
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("evaluator failed; falling back", extra={"evaluator": evaluator.name})
+            if streamed:
+                await self._emit(
+                    interview_id, EvaluationReset(question_id, "evaluator_unavailable")
+                )
+        raise RuntimeError("the local evaluator produced no result")
+
+    async def _emit(self, interview_id: str, event: EvaluationToken | EvaluationReset) -> None:
+        # Tokens change no state: check them against the live state without taking the lock.
+        state = await self.load(interview_id)
+        if state is None:
+            return
+        out = handle(state, event)
+        await self.bus.append(interview_id, out.events)
+
+    # --- timers and maintenance --------------------------------------------------------------
+
+    async def fire_due_deadlines(self) -> int:
+        fired = 0
+        for interview_id in await self.live.claim_due(time.time()):
+            state = await self.load(interview_id)
+            if state is None or state.current_question is None:
+                continue
+            try:
+                await self.apply(
+                    interview_id, DeadlinePassed(state.current_question.question_id, time.time())
+                )
+                fired += 1
+            except AppError:
+                log.warning("deadline not applied", exc_info=True)
+        return fired
+
+    async def rearm(self) -> None:
+        """After a restart: re-arm timers and resume evaluations nobody holds."""
+        for interview_id, at in await self.store.with_deadlines():
+            await self.live.schedule(interview_id, at)
+        await self.resume_orphaned_evaluations()
+
+    async def resume_orphaned_evaluations(self) -> None:
+        cursor = self.store._interviews.find(
+            {"status": "in-progress", "phase": "evaluating"}, {"currentIndex": 1}
+        )
+        async for doc in cursor:
+            self._spawn_evaluation(str(doc["_id"]), int(doc.get("currentIndex", 0)), resumed=True)
+
+    async def abandon_stale(self) -> int:
+        before = datetime.now(UTC) - timedelta(seconds=self.settings.abandon_after_sec)
+        count = 0
+        for interview_id in await self.store.stale_in_progress(before):
+            with contextlib.suppress(AppError):
+                await self.apply(interview_id, Abandoned("inactive", time.time()))
+                count += 1
+        return count
+
+    async def complete(self, interview_id: str) -> Transition:
+        return await self.apply(interview_id, CompleteRequested(time.time()))
+
+    async def close(self) -> None:
+        tasks = list(self._evaluations.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def periodic(name: str, interval: float, job: Callable[[], Any]) -> None:
+    """Run `job` forever; log failures with context, back off, keep going."""
+    failures = 0
+    while True:
+        try:
+            await job()
+            failures = 0
+            await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            log.exception("background loop failed", extra={"loop": name, "failures": failures})
+            await asyncio.sleep(min(30.0, interval * 2**failures))

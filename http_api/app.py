@@ -1,0 +1,156 @@
+"""The ASGI application factory: `uvicorn --factory http_api.app:create_app`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import swagger_ui
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from core.accounts import AccountService
+from core.container import open_infrastructure
+from core.errors import AppError
+from core.logging import configure_logging
+from core.security import AccessClaims, PasswordHasher, TokenService
+from core.settings import Settings
+from engine.container import build_engine
+from engine.socket import SocketSession
+from http_api import errors
+from http_api.framework import Router
+from http_api.middleware import (
+    BodyLimitMiddleware,
+    IpRateLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from http_api.openapi import build_openapi
+from http_api.routes import auth, health, interviews, users
+from http_api.services import AppServices
+from protocol.v1.messages import PATH as SOCKET_PATH
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+SWAGGER_STATIC = Path(swagger_ui.__file__).parent / "static"
+
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Interview Platform API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>"""
+
+DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+deepLinking: true, persistAuthorization: true});"""
+
+
+def api_router() -> Router:
+    router = Router()
+    for module in (auth, users, interviews):
+        router.include(module.router)
+    return router
+
+
+async def _open_services(settings: Settings) -> AppServices:
+    infra = await open_infrastructure(settings)
+    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
+    tokens = TokenService(settings)
+    accounts = AccountService(settings, infra.db, infra.cache, hasher, tokens, infra.mailer)
+    engine = build_engine(infra)
+    try:
+        if not settings.is_production:
+            await engine.questions.seed_if_changed()
+        await engine.start_background(abandon_in_process=not settings.celery_broker_url)
+    except BaseException:
+        await engine.close()
+        await infra.close()
+        raise
+    log.info(
+        "node ready",
+        extra={"components": infra.components, "evaluator": engine.service.evaluator.name},
+    )
+    return AppServices(settings, infra, hasher, tokens, accounts, engine)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the whole product from `settings` (the environment when omitted)."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.node_id)
+    settings.check_production()
+    router = api_router()
+    spec = build_openapi(router.endpoints, VERSION)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await _open_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(DOCS_HTML)
+
+    async def docs_init(request: Request) -> Response:
+        return Response(DOCS_INIT, media_type="application/javascript")
+
+    async def socket(websocket: WebSocket) -> None:
+        services: AppServices = websocket.app.state.services
+
+        async def still_valid(claims: AccessClaims) -> bool:
+            return claims.issued_at >= await services.accounts.tokens_valid_after(claims.user_id)
+
+        session = SocketSession(
+            websocket, services.engine.service, services.tokens, still_valid, settings
+        )
+        await session.run()
+
+    routes: list[BaseRoute] = [
+        *health.routes,
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/docs/init.js", docs_init, methods=["GET"]),
+        Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),
+        WebSocketRoute(SOCKET_PATH, socket),
+        *router.routes(),
+    ]
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            max_age=600,
+        ),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(IpRateLimitMiddleware, settings=settings),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            AppError: errors.app_error,
+            HTTPException: errors.http_error,
+            Exception: errors.server_error,
+        },
+    )
+    app.state.settings = settings
+    return app

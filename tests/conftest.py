@@ -1,0 +1,136 @@
+"""Shared fixtures: a MongoDB-protocol server per test session, a database per test, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from core.embedded_mongo import EmbeddedMongo, free_port
+from core.settings import Settings
+from http_api.app import create_app
+from http_api.services import AppServices
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """MONGODB_URL when set (real MongoDB in CI), else a SecantusDB server for this session."""
+    url = os.environ.get("MONGODB_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo") / "db")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def make_settings(mongo_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "mongodb_url": mongo_url,
+        "mongodb_db": f"t_{uuid.uuid4().hex[:16]}",
+        "redis_url": "",
+        "redis_key_prefix": f"t:{uuid.uuid4().hex[:12]}:",
+        "celery_broker_url": "",
+        "data_dir": data_dir,
+        "bcrypt_rounds": 4,
+        "node_id": "test-node",
+        "openai_api_key": None,
+        "sendpulse_client_id": "",
+        "cloudpayments_public_id": "",
+        "log_level": "WARNING",
+        "public_base_url": "http://testserver",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for its app."""
+    return {}
+
+
+@pytest.fixture
+def settings(mongo_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+    return make_settings(mongo_url, tmp_path, **settings_overrides)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Starlette]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        try:
+            yield app
+        finally:
+            services: AppServices = app.state.services
+            await services.infra.db.client.drop_database(settings.mongodb_db)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    async with running_app(settings) as application:
+        yield application
+
+
+@pytest.fixture
+def services(app: Starlette) -> AppServices:
+    result: AppServices = app.state.services
+    return result
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette, **config: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port, in this event loop."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            ws="websockets-sansio",
+            lifespan="off",
+            log_config=None,
+            ws_max_size=config.pop("ws_max_size", 64 * 1024),
+            **config,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_server(app: Starlette) -> AsyncIterator[str]:
+    """host:port of the app served over real HTTP and WebSocket."""
+    async with serve(app) as address:
+        yield address
