@@ -8,13 +8,33 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"
 DEFAULT_PEPPER = "dev-only-password-pepper"
 DEFAULT_REFERENCE_KEY = "dev-only-payment-reference-key"
 MIN_SECRET_LENGTH = 32
+
+
+class Plan(BaseModel):
+    """A subscription plan: price in RUB, billed every `period` `interval`s."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    price: int = Field(gt=0)
+    currency: str = "RUB"
+    interval: str = Field(default="Month", pattern="^(Day|Week|Month)$")
+    period: int = Field(default=1, ge=1)
+    days: int = Field(gt=0)
+    title_ru: str
+    title_en: str
+
+
+DEFAULT_PLANS = {
+    "month": Plan(price=990, period=1, days=30, title_ru="Месяц", title_en="Month"),
+    "quarter": Plan(price=2490, period=3, days=91, title_ru="Квартал", title_en="Quarter"),
+    "year": Plan(price=7990, period=12, days=365, title_ru="Год", title_en="Year"),
+}
 
 
 class AppEnv(StrEnum):
@@ -91,11 +111,19 @@ class Settings(BaseSettings):
     abandon_after_sec: int = 3600
     question_cache_ttl_sec: int = 3600
 
-    # Evaluator (OpenAI)
+    # Evaluator
+    local_evaluator_delay_sec: float = Field(default=0.01, ge=0, le=1)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o"
-    openai_timeout_sec: float = 30.0
+    openai_connect_timeout_sec: float = 5.0
+    openai_read_timeout_sec: float = 20.0
+    openai_max_attempts: int = Field(default=3, ge=1, le=6)
+    openai_breaker_failures: int = 5
+    openai_breaker_cooldown_sec: float = 30.0
+    openai_cache_ttl_sec: int = 7 * 24 * 3600
+    openai_daily_token_budget: int = 2_000_000
+    openai_budget_alert_ratio: float = 0.8
 
     # Mail
     sendpulse_client_id: str = ""
@@ -104,10 +132,18 @@ class Settings(BaseSettings):
     mail_from_email: str = "no-reply@interview-platform.ru"
     mail_from_name: str = "Interview Platform"
 
-    # Payments
+    # Payments and plans
     cloudpayments_public_id: str = ""
     cloudpayments_api_secret: SecretStr | None = None
+    cloudpayments_api_url: str = "https://api.cloudpayments.ru"
     payment_reference_key: SecretStr = SecretStr(DEFAULT_REFERENCE_KEY)
+    plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS))
+    free_interviews_per_month: int = Field(default=3, ge=0)
+    renewal_reminder_days: int = 3
+
+    # Support
+    support_tickets_per_day: int = 5
+    support_message_max_chars: int = 5000
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ def build_evaluator(infra: Infrastructure) -> Evaluator:
         from engine.evaluator.openai import OpenAIEvaluator
 
         return OpenAIEvaluator.from_settings(settings, infra.cache)
-    return LocalEvaluator(delay_sec=0.01)
+    return LocalEvaluator(delay_sec=settings.local_evaluator_delay_sec)
 
 
 def build_session_ports(infra: Infrastructure) -> tuple[SessionBus, LiveStore]:

@@ -35,7 +35,7 @@ from http_api.middleware import (
     SecurityHeadersMiddleware,
 )
 from http_api.openapi import build_openapi
-from http_api.routes import auth, health, interviews, users
+from http_api.routes import auth, health, interviews, users, web
 from http_api.services import AppServices
 from protocol.v1.messages import PATH as SOCKET_PATH
 
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),
         WebSocketRoute(SOCKET_PATH, socket),
         *router.routes(),
+        *web.routes,
     ]
     middleware = [
         Middleware(RequestContextMiddleware),

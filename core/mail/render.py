@@ -28,7 +28,10 @@ def _environment() -> Environment:
 
 @cache
 def _subjects() -> dict[str, dict[str, str]]:
-    data: dict[str, dict[str, str]] = json.loads((TEMPLATES / "subjects.json").read_text("utf-8"))
+    """Subjects per template and language, from subjects.json and any subjects.<area>.json."""
+    data: dict[str, dict[str, str]] = {}
+    for path in sorted(TEMPLATES.glob("subjects*.json")):
+        data.update(json.loads(path.read_text("utf-8")))
     return data
 
 
