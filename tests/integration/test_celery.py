@@ -39,7 +39,9 @@ def celery_worker(worker_settings: Settings) -> Iterator[Celery]:
         WorkerRuntime.shutdown()
 
 
-async def test_mail_job_runs_on_the_worker(celery_worker: Celery, worker_settings: Settings) -> None:
+async def test_mail_job_runs_on_the_worker(
+    celery_worker: Celery, worker_settings: Settings
+) -> None:
     queue = CeleryTaskQueue(worker_settings.celery_broker_url)
     queue._app.conf.task_default_queue = celery_worker.conf.task_default_queue
     await queue.enqueue(
