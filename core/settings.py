@@ -86,7 +86,6 @@ class Settings(BaseSettings):
     reset_token_ttl_sec: int = 3600
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 64 * 1024
-    refresh_cookie_secure: bool = False
 
     # Rate limits: "count/seconds"
     rate_limit_auth_ip: str = "20/60"
@@ -108,6 +107,9 @@ class Settings(BaseSettings):
     ws_hello_timeout_sec: float = 10.0
     ws_send_queue_limit: int = 256
     ws_ping_interval_sec: float = 20.0
+    ws_idle_timeout_sec: float = 600.0
+    eval_lease_ttl_sec: float = Field(default=10.0, gt=0)
+    orphan_sweep_sec: float = Field(default=2.0, gt=0)
     abandon_after_sec: int = 3600
     question_cache_ttl_sec: int = 3600
 
@@ -131,6 +133,8 @@ class Settings(BaseSettings):
     sendpulse_api_url: str = "https://api.sendpulse.com"
     mail_from_email: str = "no-reply@interview-platform.ru"
     mail_from_name: str = "Interview Platform"
+    # The secret in the SendPulse event webhook URL (`?token=`); derived from JWT_SECRET when unset.
+    mail_webhook_token: SecretStr | None = None
 
     # Payments and plans
     cloudpayments_public_id: str = ""

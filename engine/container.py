@@ -57,6 +57,15 @@ class Engine:
                 periodic("deadlines", DEADLINE_TICK_SEC, self.service.fire_due_deadlines)
             )
         )
+        self.loops.append(
+            asyncio.create_task(
+                periodic(
+                    "orphaned-evaluations",
+                    self.infra.settings.orphan_sweep_sec,
+                    self.service.resume_orphaned_evaluations,
+                )
+            )
+        )
         if abandon_in_process:
             self.loops.append(
                 asyncio.create_task(periodic("abandon", 60.0, self.service.abandon_stale))

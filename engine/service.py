@@ -52,7 +52,6 @@ from engine.store import InterviewStore
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL_SEC = 15.0
 EVALUATION_BUDGET_SEC = 120.0
 
 # Hook for the billing rules: (user_id) -> raises when the user may not start another interview.
@@ -89,6 +88,7 @@ class InterviewService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.node_id = settings.node_id
+        self.lease_ttl = settings.eval_lease_ttl_sec
 
     # --- starting ----------------------------------------------------------------------------
 
@@ -235,10 +235,19 @@ class InterviewService:
         if task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
+            return
+        # Another node evaluates it: watch the shared live state instead.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = await self.load(interview_id)
+                    if state is None or state.questions[index].evaluation is not None:
+                        return
+                    await asyncio.sleep(0.1)
 
     async def _evaluate(self, interview_id: str, index: int, resumed: bool) -> None:
         lease = f"eval:{interview_id}:{index}"
-        if not await self.live.acquire_lease(lease, self.node_id, LEASE_TTL_SEC):
+        if not await self.live.acquire_lease(lease, self.node_id, self.lease_ttl):
             return
         interview_id_var.set(interview_id)
         renew = asyncio.create_task(self._keep_lease(lease))
@@ -266,9 +275,9 @@ class InterviewService:
 
     async def _keep_lease(self, lease: str) -> None:
         while True:
-            await asyncio.sleep(LEASE_TTL_SEC / 3)
+            await asyncio.sleep(self.lease_ttl / 3)
             with contextlib.suppress(Exception):
-                await self.live.renew_lease(lease, self.node_id, LEASE_TTL_SEC)
+                await self.live.renew_lease(lease, self.node_id, self.lease_ttl)
 
     async def _request(self, state: InterviewState, q: QuestionState) -> EvaluationRequest:
         found = await self.questions.by_ids(state.level, [q.question_id])
@@ -348,11 +357,11 @@ class InterviewService:
         await self.resume_orphaned_evaluations()
 
     async def resume_orphaned_evaluations(self) -> None:
-        cursor = self.store._interviews.find(
-            {"status": "in-progress", "phase": "evaluating"}, {"currentIndex": 1}
-        )
-        async for doc in cursor:
-            self._spawn_evaluation(str(doc["_id"]), int(doc.get("currentIndex", 0)), resumed=True)
+        """Restart evaluations whose owner is gone (its lease ran out or was handed over)."""
+        idle_since = datetime.now(UTC) - timedelta(seconds=self.lease_ttl)
+        for interview_id, index in await self.store.evaluating(idle_since):
+            if (interview_id, index) not in self._evaluations:
+                self._spawn_evaluation(interview_id, index, resumed=True)
 
     async def abandon_stale(self) -> int:
         before = datetime.now(UTC) - timedelta(seconds=self.settings.abandon_after_sec)

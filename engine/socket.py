@@ -308,8 +308,13 @@ class SocketSession:
         while True:
             receive = asyncio.ensure_future(self._receive_text())
             done, _ = await asyncio.wait(
-                {receive, pump, writer}, return_when=asyncio.FIRST_COMPLETED
+                {receive, pump, writer},
+                timeout=self.settings.ws_idle_timeout_sec,
+                return_when=asyncio.FIRST_COMPLETED,
             )
+            if not done:
+                receive.cancel()
+                raise _Close(CloseCode.GOING_AWAY, "idle: no frame from the client")
             if receive not in done:
                 receive.cancel()
                 with contextlib.suppress(BaseException):

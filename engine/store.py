@@ -212,6 +212,14 @@ class InterviewStore:
         ).limit(limit)
         return [str(d["_id"]) async for d in cursor]
 
+    async def evaluating(self, idle_since: datetime, limit: int = 1000) -> list[tuple[str, int]]:
+        """In-progress interviews whose answer has waited for its evaluation since `idle_since`."""
+        cursor = self._interviews.find(
+            {"status": "in-progress", "phase": "evaluating", "lastActivity": {"$lt": idle_since}},
+            {"currentIndex": 1},
+        ).limit(limit)
+        return [(str(d["_id"]), int(d.get("currentIndex", 0))) async for d in cursor]
+
     async def with_deadlines(self, limit: int = 10_000) -> list[tuple[str, float]]:
         """In-progress interviews waiting on an answer, with their deadlines (to re-arm timers)."""
         cursor = self._interviews.find(

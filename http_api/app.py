@@ -24,6 +24,7 @@ from core.errors import AppError
 from core.logging import configure_logging
 from core.security import AccessClaims, PasswordHasher, TokenService
 from core.settings import Settings
+from engine.bus.base import BusUnavailable
 from engine.container import build_engine
 from engine.socket import SocketSession
 from http_api import errors
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={
             AppError: errors.app_error,
+            BusUnavailable: errors.bus_unavailable,
             HTTPException: errors.http_error,
             Exception: errors.server_error,
         },
