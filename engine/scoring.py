@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ def final_result(
     """Overall 0-100 is the mean answer score times ten; `passed` compares with the threshold."""
     text = _TEXT.get(language, _TEXT["ru"])
     mean = sum(score for _, score in items) / len(items) if items else 0.0
-    score = round(mean * 10)
+    score = math.floor(mean * 10 + 0.5)  # half up: 62.5 is 63, as people expect
     passed = score >= threshold
     by_topic = topic_scores(items)
     strong = sorted(t for t, s in by_topic.items() if s >= STRONG_AT)

@@ -40,6 +40,7 @@ from engine.state import (
     PersistAnswer,
     PersistEvaluation,
     PersistOutcome,
+    ProtocolViolation,
     QuestionState,
     ScheduleDeadline,
     StartEvaluation,
@@ -346,7 +347,7 @@ class InterviewService:
                     interview_id, DeadlinePassed(state.current_question.question_id, time.time())
                 )
                 fired += 1
-            except AppError:
+            except (AppError, ProtocolViolation):
                 log.warning("deadline not applied", exc_info=True)
         return fired
 
@@ -367,7 +368,7 @@ class InterviewService:
         before = datetime.now(UTC) - timedelta(seconds=self.settings.abandon_after_sec)
         count = 0
         for interview_id in await self.store.stale_in_progress(before):
-            with contextlib.suppress(AppError):
+            with contextlib.suppress(AppError, ProtocolViolation):
                 await self.apply(interview_id, Abandoned("inactive", time.time()))
                 count += 1
         return count

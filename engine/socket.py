@@ -202,8 +202,8 @@ class SocketSession:
             hello = await self._hello()
             state = await self._authorize(hello)
             subscription = await self.service.bus.subscribe(self.interview_id)
-            writer = asyncio.create_task(self._writer())
             await self._welcome(hello, state)
+            writer = asyncio.create_task(self._writer())
             pump = asyncio.create_task(self._pump(subscription))
             await self._read_loop(pump, writer)
         except _Close as close:
@@ -228,9 +228,15 @@ class SocketSession:
                 self.queue.put_nowait(None)
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(writer, 2.0)
+        await self._send_close(code, reason)
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        # A client that stopped reading blocks every send, the close frame included: give up
+        # after a while and let the server drop the connection.
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await self.ws.close(code, reason[:120])
+                async with asyncio.timeout(5.0):
+                    await self.ws.close(code, reason[:120])
 
     async def _hello(self) -> Hello:
         try:
@@ -274,26 +280,33 @@ class SocketSession:
         return state
 
     async def _welcome(self, hello: Hello, state: InterviewState) -> None:
+        """Welcome, then the history after `lastSeq` (or a snapshot), sent with backpressure.
+
+        The replay does not go through the bounded queue: a long history is not a slow client.
+        Live events that arrive meanwhile wait in the subscription and are deduplicated by seq.
+        """
         after = hello.lastSeq or 0
         replay = await self.service.bus.replay(self.interview_id, after)
-        self.send(
-            {
-                "type": "welcome",
-                "protocol": 1,
-                "interviewId": self.interview_id,
-                "status": state.status.public,
-                "lastSeq": replay.head,
-                "epoch": replay.epoch,
-            }
-        )
-        if not replay.complete or (hello.lastSeq and hello.lastSeq > replay.head):
+        welcome = {
+            "type": "welcome",
+            "protocol": 1,
+            "interviewId": self.interview_id,
+            "status": state.status.public,
+            "lastSeq": replay.head,
+            "epoch": replay.epoch,
+        }
+        await self.ws.send_text(_dumps(welcome))
+        stale_epoch = hello.epoch is not None and hello.epoch != replay.epoch
+        if stale_epoch or not replay.complete or after > replay.head:
             fresh = await self.service.load(self.interview_id) or state
-            self.send(snapshot(fresh, replay.head))
+            await self.ws.send_text(_dumps(snapshot(fresh, replay.head)))
             self.last_sent = replay.head
             return
         self.last_sent = after
         for event in replay.events:
-            self.send_event(event)
+            if event["seq"] > self.last_sent:
+                self.last_sent = event["seq"]
+                await self.ws.send_text(_dumps(event))
 
     async def _pump(self, subscription: Subscription) -> None:
         try:
@@ -301,8 +314,7 @@ class SocketSession:
                 self.send_event(event)
         except _Close as close:
             log.info("closing slow socket", extra={"reason": close.reason})
-            with contextlib.suppress(Exception):
-                await self.ws.close(close.code, close.reason)
+            await self._send_close(close.code, close.reason)
 
     async def _read_loop(self, pump: asyncio.Task[None], writer: asyncio.Task[None]) -> None:
         while True:

@@ -290,6 +290,7 @@ def _duplicate_ack(state: InterviewState, client_msg_id: str | None) -> Transiti
         if q.client_msg_id == client_msg_id:
             reply = {
                 "type": "answer.accepted",
+                "seq": None,
                 "questionId": q.question_id,
                 "clientMsgId": client_msg_id,
                 "duplicate": True,
@@ -449,6 +450,8 @@ TRANSITIONS: dict[tuple[Status, type], Handler] = {
     (C, AnswerSubmitted): _closed,
     (C, DraftSaved): _closed,
     (C, CompleteRequested): _closed,
+    (C, DeadlinePassed): on_stale_deadline,
+    (X, DeadlinePassed): on_stale_deadline,
     (X, AnswerSubmitted): _closed,
     (X, DraftSaved): _closed,
     (X, CompleteRequested): _closed,

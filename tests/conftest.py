@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from core.embedded_mongo import EmbeddedMongo, free_port
+from core.embedded_mongo import EmbeddedMongo
 from core.settings import Settings
 from http_api.app import create_app
 from http_api.services import AppServices
@@ -104,7 +105,15 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @contextlib.asynccontextmanager
 async def serve(app: Starlette, **config: Any) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port, in this event loop."""
-    port = free_port()
+    send_buffer = config.pop("send_buffer", None)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        # Accepted sockets inherit it: lets a test reach flow control without megabytes of data.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, send_buffer)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -117,7 +126,7 @@ async def serve(app: Starlette, **config: Any) -> AsyncIterator[str]:
             **config,
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         if task.done():
             task.result()
@@ -127,6 +136,7 @@ async def serve(app: Starlette, **config: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        listener.close()
 
 
 @pytest.fixture

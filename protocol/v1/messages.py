@@ -25,6 +25,7 @@ class Hello(ClientFrame):
     token: str | None = Field(default=None, max_length=4096)
     interviewId: Id
     lastSeq: int | None = Field(default=None, ge=0)
+    epoch: str | None = Field(default=None, max_length=64)
 
 
 class Answer(ClientFrame):

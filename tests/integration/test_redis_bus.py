@@ -1,0 +1,536 @@
+"""The Redis session bus and live store over a real Redis; two clients stand for two nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from engine.bus.base import BusUnavailable, Event
+from engine.bus.redis import RedisBus, RedisLiveStore
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+UNREACHABLE_URL = "redis://127.0.0.1:1"
+IV = "64f1c0de0000000000000001"
+
+Connect = Callable[..., Redis]
+Node = Callable[..., RedisBus]
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def connect(prefix: str) -> AsyncIterator[Connect]:
+    """Opens clients (one per node); afterwards deletes the test's keys and closes them all."""
+    clients: list[Redis] = []
+
+    def open_client(url: str = REDIS_URL, **options: Any) -> Redis:
+        client = Redis.from_url(url, **options)
+        clients.append(client)
+        return client
+
+    yield open_client
+    cleaner = Redis.from_url(REDIS_URL)
+    keys = [key async for key in cleaner.scan_iter(match=f"{prefix}*", count=1000)]
+    if keys:
+        await cleaner.delete(*keys)
+    for client in [cleaner, *clients]:
+        await client.aclose()
+
+
+@pytest.fixture
+def redis(connect: Connect) -> Redis:
+    return connect()
+
+
+@pytest.fixture
+async def nodes(connect: Connect, prefix: str) -> AsyncIterator[Node]:
+    """Builds a RedisBus per node, each on its own client, and closes them after the test."""
+    buses: list[RedisBus] = []
+
+    def node(client: Redis | None = None, **options: Any) -> RedisBus:
+        bus = RedisBus(client or connect(), prefix, **options)
+        buses.append(bus)
+        return bus
+
+    yield node
+    for bus in buses:
+        await bus.close()
+
+
+def batch(*marks: int) -> list[Event]:
+    return [{"type": "evaluation.token", "mark": mark, "text": f"слово {mark}"} for mark in marks]
+
+
+def seqs(events: list[Event]) -> list[int]:
+    return [event["seq"] for event in events]
+
+
+def by_seq(event: Event) -> int:
+    return int(event["seq"])
+
+
+async def take(stream: AsyncIterator[Event], count: int) -> list[Event]:
+    async with asyncio.timeout(5):
+        return [await anext(stream) for _ in range(count)]
+
+
+async def drain(stream: AsyncIterator[Event]) -> list[Event]:
+    """Everything left in a subscription; returns only if the subscription ends."""
+    async with asyncio.timeout(5):
+        return [event async for event in stream]
+
+
+async def eventually(check: Callable[[], Any]) -> None:
+    async with asyncio.timeout(5):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+# --- append and replay ---------------------------------------------------------------------------
+
+
+async def test_appends_number_events_one_by_one(nodes: Node) -> None:
+    bus = nodes()
+
+    first = await bus.append(IV, batch(1, 2))
+    second = await bus.append(IV, batch(3))
+
+    assert first == [{**event, "seq": seq} for event, seq in zip(batch(1, 2), [1, 2], strict=True)]
+    assert seqs(second) == [3]
+    assert await bus.append(IV, []) == []
+
+
+async def test_concurrent_appends_on_two_nodes_leave_no_gap_and_no_duplicate(nodes: Node) -> None:
+    a, b = nodes(), nodes()
+    batches = [batch(*range(i * 10, i * 10 + 1 + i % 3)) for i in range(60)]
+
+    results = await asyncio.gather(
+        *((a if i % 2 else b).append(IV, events) for i, events in enumerate(batches))
+    )
+
+    total = sum(len(events) for events in batches)
+    assert sorted(seq for stamped in results for seq in seqs(stamped)) == list(range(1, total + 1))
+    for stamped in results:  # a batch gets consecutive seqs
+        assert seqs(stamped) == list(range(stamped[0]["seq"], stamped[0]["seq"] + len(stamped)))
+    replay = await b.replay(IV, 0)
+    assert replay.complete and replay.head == total
+    assert replay.events == sorted((e for stamped in results for e in stamped), key=by_seq)
+
+
+async def test_replay_after_a_position_returns_the_rest_in_order(nodes: Node) -> None:
+    a, b = nodes(), nodes()
+    stamped = await a.append(IV, batch(*range(10)))
+
+    replay = await b.replay(IV, 4)
+
+    assert replay.events == stamped[4:]
+    assert replay.head == 10 and replay.complete and replay.epoch
+    assert (await b.replay(IV, 10)).events == []
+    assert (await b.replay(IV, 10)).complete
+    assert not (await b.replay(IV, 11)).complete
+    assert (await a.replay(IV, 0)).epoch == replay.epoch
+
+
+async def test_a_new_interview_keeps_the_epoch_its_first_replay_announced(nodes: Node) -> None:
+    bus = nodes()
+
+    before = await bus.replay(IV, 0)
+    await bus.append(IV, batch(1))
+
+    assert (before.head, before.events, before.complete) == (0, [], True)
+    assert not (await bus.replay(IV, 3)).complete
+    assert (await bus.replay(IV, 0)).epoch == before.epoch
+
+
+async def test_trimmed_history_makes_an_old_position_incomplete(nodes: Node) -> None:
+    bus = nodes(history_limit=10)
+    for start in range(0, 300, 100):
+        await bus.append(IV, batch(*range(start, start + 100)))
+
+    oldest = (await bus.replay(IV, 0)).events[0]["seq"]
+    from_start = await bus.replay(IV, 0)
+    from_oldest = await bus.replay(IV, oldest - 1)
+
+    assert oldest > 1
+    assert not from_start.complete
+    assert from_oldest.complete and seqs(from_oldest.events) == list(range(oldest, 301))
+    assert (await bus.replay(IV, 295)).complete
+
+
+async def test_a_lost_counter_starts_a_new_epoch(nodes: Node, redis: Redis, prefix: str) -> None:
+    bus = nodes()
+    await bus.append(IV, batch(1, 2, 3, 4, 5))
+    old = await bus.replay(IV, 0)
+    [meta] = [key async for key in redis.scan_iter(match=f"{prefix}*:meta")]
+    await redis.delete(meta)
+
+    stamped = await bus.append(IV, batch(6))
+    new = await bus.replay(IV, 0)
+
+    assert seqs(stamped) == [1]
+    assert new.epoch != old.epoch
+    assert new.events == stamped and new.head == 1  # the old history's entries are gone
+    assert not (await bus.replay(IV, 5)).complete  # a client at 5 gets a snapshot
+
+
+async def test_a_lost_stream_changes_the_epoch(nodes: Node, redis: Redis, prefix: str) -> None:
+    bus = nodes()
+    await bus.append(IV, batch(1, 2, 3, 4, 5))
+    old = await bus.replay(IV, 0)
+    [stream] = [key async for key in redis.scan_iter(match=f"{prefix}*:stream")]
+    await redis.delete(stream)
+
+    stamped = await bus.append(IV, batch(6))
+
+    assert seqs(stamped) == [6]
+    assert (await bus.replay(IV, 0)).epoch != old.epoch
+    assert not (await bus.replay(IV, 3)).complete
+    assert (await bus.replay(IV, 5)).events == stamped
+
+
+async def test_append_and_replay_are_one_round_trip_each(
+    nodes: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = nodes()
+    await bus.append("warm-up", batch(0))  # the first call may have to load the script
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
+
+    async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else command
+        sent.append(b"".join(c if isinstance(c, bytes) else str(c).encode() for c in chunks))
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+
+    for mark in range(5):
+        await bus.append(IV, batch(mark, mark + 100))
+    appended = list(sent)
+    sent.clear()
+    await bus.replay(IV, 3)
+
+    assert len(appended) == 5 and all(b"EVALSHA" in command for command in appended)
+    assert len(sent) == 1 and b"XRANGE" in sent[0] and b"HMGET" in sent[0]
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+
+
+async def test_a_subscriber_on_one_node_gets_appends_from_another_in_order(nodes: Node) -> None:
+    a, b = nodes(), nodes()
+    subscription = await a.subscribe(IV)
+    stream = aiter(subscription)
+
+    appended = [*await b.append(IV, batch(1, 2)), *await b.append(IV, batch(3))]
+
+    assert await take(stream, 3) == appended
+    await subscription.close()
+    assert await drain(stream) == []
+
+
+async def test_every_subscriber_of_an_interview_gets_every_event(nodes: Node) -> None:
+    a, b = nodes(), nodes()
+    first, second = await a.subscribe(IV), await a.subscribe(IV)
+    remote = await b.subscribe(IV)
+
+    appended = await a.append(IV, batch(1, 2, 3))
+
+    for subscription in (first, second, remote):
+        assert await take(aiter(subscription), 3) == appended
+    other = await a.append("another-interview", batch(9))
+    assert seqs(other) == [1]
+    await a.append(IV, batch(4))
+    assert seqs(await take(aiter(first), 1)) == [4]  # nothing of the other interview
+
+
+async def test_one_pubsub_connection_per_node_and_the_last_close_unsubscribes(
+    nodes: Node, connect: Connect, redis: Redis, prefix: str
+) -> None:
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    bus = nodes(connect(client_name=name))
+    first, second = await bus.subscribe(IV), await bus.subscribe(IV)
+    others = [await bus.subscribe(f"other-{i}") for i in range(3)]
+
+    async def channels() -> list[Any]:
+        return list(await redis.pubsub_channels(f"{prefix}*"))
+
+    async def pubsub_clients() -> int:
+        clients = await redis.client_list(_type="pubsub")
+        return sum(1 for client in clients if client.get("name") == name)
+
+    [channel] = [c for c in await channels() if IV.encode() in c]
+    assert len(await channels()) == 4
+    assert await pubsub_clients() == 1
+    assert (await redis.pubsub_numsub(channel))[0][1] == 1
+
+    await first.close()
+    assert channel in await channels()
+    assert await drain(aiter(first)) == []
+    await second.close()
+    await eventually(lambda: _absent(channel, channels))
+    for subscription in others:
+        await subscription.close()
+    await eventually(lambda: _empty(channels))
+
+
+async def _absent(channel: bytes, channels: Callable[[], Any]) -> bool:
+    return channel not in await channels()
+
+
+async def _empty(channels: Callable[[], Any]) -> bool:
+    return not await channels()
+
+
+async def test_a_restarted_history_ends_live_subscriptions(
+    nodes: Node, redis: Redis, prefix: str
+) -> None:
+    a, b = nodes(), nodes()
+    subscription = await a.subscribe(IV)
+    stream = aiter(subscription)
+    await b.append(IV, batch(1, 2))
+    assert seqs(await take(stream, 2)) == [1, 2]
+    [meta] = [key async for key in redis.scan_iter(match=f"{prefix}*:meta")]
+    await redis.delete(meta)
+
+    await b.append(IV, batch(3))
+
+    assert await drain(stream) == []  # the client reconnects and resumes from a snapshot
+
+
+async def test_close_ends_every_subscription(nodes: Node) -> None:
+    bus = nodes()
+    subscriptions = [await bus.subscribe(IV), await bus.subscribe("another-interview")]
+
+    await bus.close()
+
+    for subscription in subscriptions:
+        assert await drain(aiter(subscription)) == []
+    with pytest.raises(BusUnavailable):
+        await bus.subscribe(IV)
+
+
+# --- losing Redis --------------------------------------------------------------------------------
+
+
+class RedisProxy:
+    """A TCP proxy in front of Redis that can be cut, to take Redis away from one node only."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._parts = parts
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        auth = self._parts.netloc.rpartition("@")[0]
+        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
+        return urlunsplit(self._parts._replace(netloc=netloc))
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, upstream_writer}
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[RedisProxy]:
+    server = RedisProxy(REDIS_URL)
+    await server.start()
+    yield server
+    await server.cut()
+
+
+async def test_subscribers_outlive_a_lost_connection_and_catch_up(
+    nodes: Node, connect: Connect, proxy: RedisProxy
+) -> None:
+    a = nodes(connect(proxy.url, retry=Retry(NoBackoff(), 1)))
+    b = nodes()
+    subscription = await a.subscribe(IV)
+    stream = aiter(subscription)
+    await b.append(IV, batch(1))
+    assert seqs(await take(stream, 1)) == [1]
+
+    await proxy.cut()
+    with pytest.raises(BusUnavailable):
+        await a.append(IV, batch(0))
+    with pytest.raises(BusUnavailable):
+        await a.replay(IV, 0)
+    with pytest.raises(BusUnavailable):
+        await a.subscribe("another-interview")
+    missed = await b.append(IV, batch(2, 3))  # published while node A cannot hear it
+    await proxy.start()
+    later = await b.append(IV, batch(4))
+
+    assert await take(stream, 3) == [*missed, *later]
+    own = await a.append(IV, batch(5))
+    assert await take(stream, 1) == own
+
+
+async def test_subscriptions_end_when_the_history_was_lost_meanwhile(
+    nodes: Node, connect: Connect, proxy: RedisProxy, redis: Redis, prefix: str
+) -> None:
+    a = nodes(connect(proxy.url, retry=Retry(NoBackoff(), 1)))
+    b = nodes()
+    subscription = await a.subscribe(IV)
+    stream = aiter(subscription)
+    await b.append(IV, batch(1, 2))
+    assert seqs(await take(stream, 2)) == [1, 2]
+
+    await proxy.cut()
+    [meta] = [key async for key in redis.scan_iter(match=f"{prefix}*:meta")]
+    await redis.delete(meta)
+    await b.append(IV, batch(3))
+    await proxy.start()
+
+    assert await drain(stream) == []
+
+
+async def test_unreachable_redis_raises_bus_unavailable(connect: Connect, prefix: str) -> None:
+    client = connect(UNREACHABLE_URL, retry=Retry(NoBackoff(), 0))
+    bus, store = RedisBus(client, prefix), RedisLiveStore(client, prefix)
+    calls = [
+        bus.append(IV, batch(1)),
+        bus.replay(IV, 0),
+        bus.subscribe(IV),
+        store.load(IV),
+        store.save(IV, {"version": 1}, 0),
+        store.schedule(IV, 1.0),
+        store.cancel(IV),
+        store.claim_due(2.0),
+        store.acquire_lease("lease", "node-a", 1.0),
+        store.renew_lease("lease", "node-a", 1.0),
+        store.release_lease("lease", "node-a"),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(BusUnavailable):
+                await call
+    finally:
+        await bus.close()
+
+
+# --- live store ----------------------------------------------------------------------------------
+
+
+async def test_save_is_a_compare_and_set_on_version(connect: Connect, prefix: str) -> None:
+    a, b = RedisLiveStore(connect(), prefix), RedisLiveStore(connect(), prefix)
+    assert await a.load(IV) is None
+
+    assert await a.save(IV, {"version": 1, "status": "asking", "answers": ["да"]}, 0)
+    assert await b.load(IV) == {"version": 1, "status": "asking", "answers": ["да"]}
+    assert await b.save(IV, {"version": 2, "status": "evaluating"}, 1)
+    assert not await a.save(IV, {"version": 2, "status": "stale"}, 1)
+    assert await a.load(IV) == {"version": 2, "status": "evaluating"}
+
+    outcomes = await asyncio.gather(
+        a.save(IV, {"version": 3, "by": "a"}, 2), b.save(IV, {"version": 3, "by": "b"}, 2)
+    )
+    assert sorted(outcomes) == [False, True]
+    assert (await a.load(IV) or {})["by"] == ("a" if outcomes[0] else "b")
+
+
+async def test_each_due_interview_is_claimed_by_exactly_one_node(
+    connect: Connect, prefix: str
+) -> None:
+    a, b = RedisLiveStore(connect(), prefix), RedisLiveStore(connect(), prefix)
+    for round_ in range(20):
+        due = {f"due-{round_}-{i}" for i in range(30)}
+        for i, interview_id in enumerate(sorted(due)):
+            await (a if i % 2 else b).schedule(interview_id, 1000.0 + i)
+        await a.schedule(f"later-{round_}", 5000.0)
+
+        claims = await asyncio.gather(
+            a.claim_due(2000.0, 7), b.claim_due(2000.0, 7), a.claim_due(2000.0), b.claim_due(2000.0)
+        )
+
+        claimed = [interview_id for claim in claims for interview_id in claim]
+        assert sorted(claimed) == sorted(due)  # every one, none twice
+        assert await a.claim_due(2000.0) == []
+    assert sorted(await b.claim_due(9000.0)) == sorted(f"later-{r}" for r in range(20))
+
+
+async def test_schedule_overwrites_and_cancel_removes(redis: Redis, prefix: str) -> None:
+    store = RedisLiveStore(redis, prefix)
+    await store.schedule("moved", 10.0)
+    await store.schedule("moved", 30.0)
+    await store.schedule("cancelled", 10.0)
+    await store.cancel("cancelled")
+    await store.schedule("first", 5.0)
+
+    assert await store.claim_due(20.0) == ["first"]
+    assert await store.claim_due(30.0) == ["moved"]
+
+
+async def test_leases_are_exclusive_and_only_their_owner_renews_or_releases(
+    connect: Connect, prefix: str
+) -> None:
+    a, b = RedisLiveStore(connect(), prefix), RedisLiveStore(connect(), prefix)
+
+    assert await a.acquire_lease("eval:1", "node-a", 5)
+    assert not await b.acquire_lease("eval:1", "node-b", 5)
+    assert await a.acquire_lease("eval:1", "node-a", 5)  # its owner may take it again
+    assert not await b.renew_lease("eval:1", "node-b", 5)
+    assert await a.renew_lease("eval:1", "node-a", 5)
+    await b.release_lease("eval:1", "node-b")
+    assert not await b.acquire_lease("eval:1", "node-b", 5)
+    await a.release_lease("eval:1", "node-a")
+    assert await b.acquire_lease("eval:1", "node-b", 0.2)
+
+    await asyncio.sleep(0.3)
+
+    assert not await b.renew_lease("eval:1", "node-b", 5)
+    assert await a.acquire_lease("eval:1", "node-a", 5)
+    winners = await asyncio.gather(
+        *((a if i % 2 else b).acquire_lease("eval:2", f"node-{i}", 5) for i in range(10))
+    )
+    assert winners.count(True) == 1
