@@ -66,6 +66,9 @@ class Engine:
                 )
             )
         )
+        self.loops.append(
+            asyncio.create_task(periodic("rearm-deadlines", 30.0, self.service.rearm_deadlines))
+        )
         if abandon_in_process:
             self.loops.append(
                 asyncio.create_task(periodic("abandon", 60.0, self.service.abandon_stale))

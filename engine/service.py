@@ -22,7 +22,7 @@ from bson import ObjectId
 from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.logging import interview_id_var
 from core.settings import Settings
-from engine.bus.base import LiveStore, SessionBus
+from engine.bus.base import BusUnavailable, LiveStore, SessionBus
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
 from engine.evaluator.local import LocalEvaluator
 from engine.questions.repository import QuestionRepository
@@ -353,9 +353,13 @@ class InterviewService:
 
     async def rearm(self) -> None:
         """After a restart: re-arm timers and resume evaluations nobody holds."""
+        await self.rearm_deadlines()
+        await self.resume_orphaned_evaluations()
+
+    async def rearm_deadlines(self) -> None:
+        """Schedule every stored deadline again (idempotent; covers a Redis that lost them)."""
         for interview_id, at in await self.store.with_deadlines():
             await self.live.schedule(interview_id, at)
-        await self.resume_orphaned_evaluations()
 
     async def resume_orphaned_evaluations(self) -> None:
         """Restart evaluations whose owner is gone (its lease ran out or was handed over)."""
@@ -395,7 +399,13 @@ async def periodic(name: str, interval: float, job: Callable[[], Any]) -> None:
             await asyncio.sleep(interval)
         except asyncio.CancelledError:
             raise
+        except BusUnavailable:
+            failures += 1
+            log.warning(
+                "background loop waiting for Redis", extra={"loop": name, "failures": failures}
+            )
         except Exception:
             failures += 1
             log.exception("background loop failed", extra={"loop": name, "failures": failures})
-            await asyncio.sleep(min(30.0, interval * 2**failures))
+        if failures:
+            await asyncio.sleep(min(5.0, interval * 2**failures))

@@ -333,6 +333,10 @@ class SocketSession:
                     await receive
                 for task in done:
                     task.result()
+                if pump in done:
+                    # The live feed ended (the bus lost this interview's history): reconnecting
+                    # with lastSeq gets the client a replay or a snapshot.
+                    raise _Close(CloseCode.TRY_AGAIN_LATER, "live feed interrupted; reconnect")
                 return
             text = receive.result()
             if text is None:
