@@ -29,7 +29,7 @@ class Status(Enum):
         """The status as stored and shown by the API: in-progress, completed or abandoned."""
         if self in (Status.AWAITING_ANSWER, Status.EVALUATING):
             return "in-progress"
-        return self.value
+        return str(self.value)
 
     @property
     def closed(self) -> bool:

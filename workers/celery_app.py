@@ -55,7 +55,9 @@ def create_celery(settings: Settings) -> Celery:
 celery_app = create_celery(Settings())
 
 
-@worker_process_shutdown.connect
-@worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
     WorkerRuntime.shutdown()
+
+
+worker_process_shutdown.connect(_close_runtime)
+worker_shutdown.connect(_close_runtime)

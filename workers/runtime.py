@@ -64,7 +64,11 @@ class WorkerRuntime:
     def run(self, name: str, payload: dict[str, Any], timeout: float = 600.0) -> None:
         assert self.infra is not None
         job = self.infra.jobs.get(name)
-        asyncio.run_coroutine_threadsafe(job(payload), self.loop).result(timeout=timeout)
+
+        async def run() -> None:
+            await job(payload)
+
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=timeout)
 
     @classmethod
     def shutdown(cls) -> None:
