@@ -51,6 +51,28 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_tickets"),
         IndexModel([("status", ASCENDING), ("createdAt", DESCENDING)], name="status_created"),
     ],
+    "campaigns": [
+        IndexModel([("status", ASCENDING), ("sendAt", ASCENDING)], name="status_send_at"),
+        IndexModel([("createdAt", DESCENDING)], name="created"),
+    ],
+    "campaign_deliveries": [
+        # Once per user per campaign: the sender inserts here before it sends.
+        IndexModel(
+            [("campaignId", ASCENDING), ("userId", ASCENDING)],
+            unique=True,
+            name="campaign_user_unique",
+        ),
+        IndexModel([("campaignId", ASCENDING), ("status", ASCENDING)], name="campaign_status"),
+        IndexModel([("messageId", ASCENDING)], sparse=True, name="message_id"),
+    ],
+    "mail_events": [
+        IndexModel([("campaignId", ASCENDING), ("kind", ASCENDING)], name="campaign_kind"),
+        IndexModel([("email", ASCENDING), ("at", DESCENDING)], name="email_events"),
+    ],
+    "question_changes": [
+        IndexModel([("questionId", ASCENDING), ("at", DESCENDING)], name="question_history"),
+        IndexModel([("adminId", ASCENDING), ("at", DESCENDING)], name="admin_changes"),
+    ],
 }
 
 

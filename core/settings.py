@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     reset_token_ttl_sec: int = 3600
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 64 * 1024
+    max_bulk_body_bytes: int = 4 * 1024 * 1024
 
     # Rate limits: "count/seconds"
     rate_limit_auth_ip: str = "20/60"

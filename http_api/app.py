@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,13 +20,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from core.accounts import AccountService
+from core.campaigns import build_campaigns, register_campaign_jobs
 from core.container import open_infrastructure
 from core.errors import AppError
 from core.logging import configure_logging
 from core.security import AccessClaims, PasswordHasher, TokenService
 from core.settings import Settings
+from core.support import build_support
 from engine.bus.base import BusUnavailable
 from engine.container import build_engine
+from engine.questions.admin import QuestionAdmin
+from engine.service import periodic
 from engine.socket import SocketSession
 from http_api import errors
 from http_api.framework import Router
@@ -36,13 +41,24 @@ from http_api.middleware import (
     SecurityHeadersMiddleware,
 )
 from http_api.openapi import build_openapi
-from http_api.routes import auth, health, interviews, users, web
+from http_api.routes import (
+    admin_campaigns,
+    admin_questions,
+    auth,
+    health,
+    interviews,
+    support,
+    users,
+    web,
+)
 from http_api.services import AppServices
 from protocol.v1.messages import PATH as SOCKET_PATH
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+# Endpoints that take bulk bodies: a question-bank import, SendPulse's event batches.
+BULK_PATHS = ("/admin/questions/import", "/mail/events")
 SWAGGER_STATIC = Path(swagger_ui.__file__).parent / "static"
 
 DOCS_HTML = """<!doctype html>
@@ -58,7 +74,7 @@ deepLinking: true, persistAuthorization: true});"""
 
 def api_router() -> Router:
     router = Router()
-    for module in (auth, users, interviews):
+    for module in (auth, users, interviews, support, admin_campaigns, admin_questions):
         router.include(module.router)
     return router
 
@@ -69,19 +85,34 @@ async def _open_services(settings: Settings) -> AppServices:
     tokens = TokenService(settings)
     accounts = AccountService(settings, infra.db, infra.cache, hasher, tokens, infra.mailer)
     engine = build_engine(infra)
+    campaigns = build_campaigns(infra)
+    register_campaign_jobs(infra.jobs, campaigns)
+    services = AppServices(
+        settings,
+        infra,
+        hasher,
+        tokens,
+        accounts,
+        engine,
+        support=build_support(infra),
+        campaigns=campaigns,
+        question_admin=QuestionAdmin(infra.db, engine.questions),
+    )
     try:
         if not settings.is_production:
             await engine.questions.seed_if_changed()
-        await engine.start_background(abandon_in_process=not settings.celery_broker_url)
+        in_process = not settings.celery_broker_url
+        await engine.start_background(abandon_in_process=in_process)
+        if in_process:  # no Celery beat: run the periodic jobs here
+            services.loops.append(asyncio.create_task(periodic("campaigns", 60.0, campaigns.run_due)))
     except BaseException:
-        await engine.close()
-        await infra.close()
+        await services.close()
         raise
     log.info(
         "node ready",
         extra={"components": infra.components, "evaluator": engine.service.evaluator.name},
     )
-    return AppServices(settings, infra, hasher, tokens, accounts, engine)
+    return services
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -96,6 +127,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await _open_services(settings)
         app.state.services = services
+        app.state.support = services.support
+        app.state.campaigns = services.campaigns
+        app.state.question_admin = services.question_admin
         try:
             yield
         finally:
@@ -129,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),
         WebSocketRoute(SOCKET_PATH, socket),
         *router.routes(),
+        *admin_campaigns.unsubscribe_routes,
         *web.routes,
     ]
     middleware = [
@@ -141,7 +176,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             max_age=600,
         ),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            large_paths=BULK_PATHS,
+            large_bytes=settings.max_bulk_body_bytes,
+        ),
         Middleware(IpRateLimitMiddleware, settings=settings),
     ]
     app = Starlette(

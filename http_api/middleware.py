@@ -27,9 +27,14 @@ def error_body(code: str, message: str, details: Any = None) -> bytes:
 
 
 async def send_error(
-    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: Any = None,
 ) -> None:
-    body = error_body(code, message)
+    body = error_body(code, message, details)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -117,39 +122,41 @@ class SecurityHeadersMiddleware:
 class BodyLimitMiddleware:
     """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, large_paths: tuple[str, ...] = (), large_bytes: int = 0
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.large_paths = large_paths
+        self.large_bytes = max(large_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Bulk endpoints (question import, mail event batches) take more than the rest.
+        large = bool(self.large_paths) and scope["path"].endswith(self.large_paths)
+        limit = self.large_bytes if large else self.default_bytes
+        message = f"The body exceeds {limit} bytes"
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await send_error(
-                send, 413, "body_too_large", f"The body exceeds {self.max_bytes} bytes"
-            )
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await send_error(send, 413, "body_too_large", message)
             return
         received = 0
-        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await send_error(
-                send, 413, "body_too_large", f"The body exceeds {self.max_bytes} bytes"
-            )
+            await send_error(send, 413, "body_too_large", message)
 
 
 class _BodyTooLarge(Exception):
@@ -173,6 +180,6 @@ class IpRateLimitMiddleware:
         decision = await services.infra.limiter.hit(f"ip:{ip}", self.limit, self.window)
         if not decision.allowed:
             error = RateLimited(decision.retry_after)
-            await send_error(send, 429, error.code, error.message, error.headers)
+            await send_error(send, 429, error.code, error.message, error.headers, error.details)
             return
         await self.app(scope, receive, send)

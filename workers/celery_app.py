@@ -11,18 +11,26 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from core.campaigns import RUN_DUE_JOB, build_campaigns, register_campaign_jobs
 from core.celery_queue import RUN_JOB_TASK
+from core.container import Infrastructure
 from core.settings import Settings
 from core.tasks import RetryableJobError, backoff_delay
-from engine.container import ABANDON_JOB
-from workers.runtime import WorkerRuntime
+from engine.container import ABANDON_JOB, Engine
+from workers.runtime import WorkerRuntime, job_installer
 
 MAX_RETRIES = 8
 
 # Periodic jobs: name -> (job, seconds between runs).
 BEAT_JOBS: dict[str, tuple[str, float]] = {
     "abandon-stale-interviews": (ABANDON_JOB, 300.0),
+    "send-due-campaigns": (RUN_DUE_JOB, 60.0),
 }
+
+
+@job_installer
+async def _campaign_jobs(infra: Infrastructure, engine: Engine) -> None:
+    register_campaign_jobs(infra.jobs, build_campaigns(infra))
 
 
 def create_celery(settings: Settings) -> Celery:

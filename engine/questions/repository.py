@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from core.db import Database, Doc, parse_object_id
 from core.kv import Cache
@@ -40,12 +41,12 @@ class QuestionRepository:
         self._ttl = ttl_sec
 
     async def seed(self, questions: tuple[BankQuestion, ...] | None = None) -> int:
-        """Upsert the shipped bank by slug; questions edited by staff keep their edits' history."""
+        """Upsert the shipped bank by slug; a question staff have edited keeps their edits."""
         items = questions if questions is not None else load_bank()
         now = datetime.now(UTC)
         ops = [
             UpdateOne(
-                {"slug": q.slug},
+                {"slug": q.slug, "updatedBy": {"$exists": False}},
                 {
                     "$set": {
                         "type": q.type,
@@ -65,7 +66,12 @@ class QuestionRepository:
             for q in items
         ]
         if ops:
-            await self._questions.bulk_write(ops, ordered=False)
+            try:
+                await self._questions.bulk_write(ops, ordered=False)
+            except BulkWriteError as exc:
+                # An upsert that meets a staff-edited question collides on the slug: keep theirs.
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
         await self._meta.update_one(
             {"_id": META_ID}, {"$set": {"digest": bank_digest(), "seededAt": now}}, upsert=True
         )
