@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -53,6 +53,7 @@ from http_api.routes import (
 )
 from http_api.services import AppServices
 from protocol.v1.messages import PATH as SOCKET_PATH
+from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(spec)
 
+    async def protocol_schema(request: Request) -> FileResponse:
+        return FileResponse(PROTOCOL_SCHEMA, media_type="application/schema+json")
+
     async def docs(request: Request) -> HTMLResponse:
         return HTMLResponse(DOCS_HTML)
 
@@ -158,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/protocol/v1/schema.json", protocol_schema, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/init.js", docs_init, methods=["GET"]),
         Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 
@@ -68,3 +69,9 @@ def test_examples_validate_against_schema_and_models(path: Path) -> None:
 )
 def test_invalid_client_frames_are_rejected_by_the_schema(frame: dict[str, object]) -> None:
     assert not validator("client").is_valid(frame)
+
+
+async def test_the_app_serves_the_schema(client: httpx.AsyncClient) -> None:
+    response = await client.get("/protocol/v1/schema.json")
+    assert response.status_code == 200
+    assert response.json() == SCHEMA
