@@ -240,16 +240,17 @@ class AccountService:
     async def _revoke_all_sessions(self, user_id: ObjectId) -> None:
         await self._refresh.update_many({"userId": user_id}, {"$set": {"revoked": True}})
         # Access tokens issued before now stop working too (checked on every request).
-        stamp = str(int(datetime.now(UTC).timestamp()))
+        stamp = repr(datetime.now(UTC).timestamp())
         await self._cache.set(
             TOKENS_VALID_AFTER_KEY + str(user_id),
             stamp.encode(),
             self._settings.access_token_ttl_sec,
         )
 
-    async def tokens_valid_after(self, user_id: str) -> int:
+    async def tokens_valid_after(self, user_id: str) -> float:
+        """Access tokens of this user issued before this time (epoch seconds) are refused."""
         raw = await self._cache.get(TOKENS_VALID_AFTER_KEY + user_id)
-        return int(raw) if raw else 0
+        return float(raw) if raw else 0.0
 
     # --- password recovery and change -----------------------------------------------------
 

@@ -61,7 +61,7 @@ class AccessClaims:
     user_id: str
     role: str
     jti: str
-    issued_at: int
+    issued_at: float
     expires_at: datetime
 
 
@@ -85,7 +85,9 @@ class TokenService:
             "role": role,
             "typ": ACCESS_TOKEN_TYPE,
             "jti": uuid.uuid4().hex,
-            "iat": issued,
+            # Sub-second (RFC 7519 allows a non-integer NumericDate): a token issued in the same
+            # second as a password change must still be told apart from the ones issued after it.
+            "iat": issued.timestamp(),
             "nbf": issued,
             "exp": issued + timedelta(seconds=self._ttl),
             "iss": self._issuer,
@@ -114,7 +116,7 @@ class TokenService:
             user_id=payload["sub"],
             role=role,
             jti=str(payload["jti"]),
-            issued_at=int(payload["iat"]),
+            issued_at=float(payload["iat"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
         )
 

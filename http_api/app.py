@@ -39,6 +39,7 @@ from http_api.middleware import (
     IpRateLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    UnhandledErrorMiddleware,
 )
 from http_api.openapi import build_openapi
 from http_api.routes import (
@@ -105,7 +106,8 @@ async def _open_services(settings: Settings) -> AppServices:
         in_process = not settings.celery_broker_url
         await engine.start_background(abandon_in_process=in_process)
         if in_process:  # no Celery beat: run the periodic jobs here
-            services.loops.append(asyncio.create_task(periodic("campaigns", 60.0, campaigns.run_due)))
+            campaign_loop = periodic("campaigns", 60.0, campaigns.run_due)
+            services.loops.append(asyncio.create_task(campaign_loop))
     except BaseException:
         await services.close()
         raise
@@ -188,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             large_bytes=settings.max_bulk_body_bytes,
         ),
         Middleware(IpRateLimitMiddleware, settings=settings),
+        Middleware(UnhandledErrorMiddleware),
     ]
     app = Starlette(
         routes=routes,
@@ -197,7 +200,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             AppError: errors.app_error,
             BusUnavailable: errors.bus_unavailable,
             HTTPException: errors.http_error,
-            Exception: errors.server_error,
         },
     )
     app.state.settings = settings

@@ -45,11 +45,5 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def bus_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("session bus unavailable", extra={"path": request.url.path})
-    return _json(
-        503, "unavailable", "Live sessions are unavailable; retry shortly", headers={"Retry-After": "2"}
-    )
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-    return _json(500, "internal_error", "Something went wrong on our side; please retry.")
+    message = "Live sessions are unavailable; retry shortly"
+    return _json(503, "unavailable", message, headers={"Retry-After": "2"})

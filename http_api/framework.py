@@ -135,7 +135,9 @@ async def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.body()
     try:
         data = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers bad syntax, bad UTF-8 and integers past Python's digit limit;
+        # RecursionError is what deeply nested arrays raise.
         raise AppError("The body is not valid JSON", code="malformed_json") from None
     if not isinstance(data, dict):
         raise AppError("The body must be a JSON object", code="malformed_json")
@@ -154,6 +156,21 @@ def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
 
 def make_route(endpoint: Endpoint, path: str, deprecated: bool) -> Route:
     async def run(request: Request) -> Response:
+        if not deprecated:
+            return await handle(request)
+        # The concrete v1 URL (path parameters filled in), on errors as well as on successes.
+        v1_name = f"{endpoint.method} {API_PREFIX}{endpoint.path}"
+        successor = request.url_for(v1_name, **request.path_params).path
+        headers = {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
+        try:
+            response = await handle(request)
+        except AppError as exc:
+            exc.headers.update(headers)
+            raise
+        response.headers.update(headers)
+        return response
+
+    async def handle(request: Request) -> Response:
         services: AppServices = request.app.state.services
         claims = await authenticate(request, services) if endpoint.auth != "none" else None
         if endpoint.auth in ("user", "admin"):
@@ -169,15 +186,9 @@ def make_route(endpoint: Endpoint, path: str, deprecated: bool) -> Route:
         body = await _parse_body(request, endpoint.body) if endpoint.body else _Empty()
         query = _parse_query(request, endpoint.query) if endpoint.query else _Empty()
         result = await endpoint.handler(Ctx(request, services, body, query, claims))
-        response = (
-            result
-            if isinstance(result, Response)
-            else JSONResponse(result.model_dump(mode="json", by_alias=True), endpoint.status)
-        )
-        if deprecated:
-            response.headers["Deprecation"] = "true"
-            response.headers["Link"] = f'<{API_PREFIX}{endpoint.path}>; rel="successor-version"'
-        return response
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result.model_dump(mode="json", by_alias=True), endpoint.status)
 
     return Route(path, run, methods=[endpoint.method], name=f"{endpoint.method} {path}")
 

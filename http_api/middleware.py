@@ -183,3 +183,38 @@ class IpRateLimitMiddleware:
             await send_error(send, 429, error.code, error.message, error.headers, error.details)
             return
         await self.app(scope, receive, send)
+
+
+class UnhandledErrorMiddleware:
+    """The innermost guard: an unexpected error becomes a 500 in the usual error shape.
+
+    It sits inside the other middleware, so that response still carries the request id and the
+    security headers, and the log line has the request's context.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except _BodyTooLarge:
+            raise  # BodyLimitMiddleware, further out, answers 413
+        except Exception:
+            log.error("unhandled error", exc_info=True, extra={"path": scope["path"]})
+            if started:
+                raise
+            await send_error(
+                send, 500, "internal_error", "Something went wrong on our side; please retry."
+            )

@@ -73,6 +73,8 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
         statuses = set(e.errors) | {429}
         if e.body is not None or e.query is not None:
             statuses |= {400, 422}
+        if e.body is not None:
+            statuses.add(413)
         if e.auth in ("user", "admin"):
             statuses.add(401)
             op["security"] = [{"bearerAuth": []}]

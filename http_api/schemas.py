@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from http_api.framework import ResponseModel
 
@@ -28,11 +28,23 @@ def _check_password(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_check_email)]
+def _integral_number(value: object) -> object:
+    # JSON has one number type: 27.0 is the integer 27 (JSON Schema agrees), 27.5 is not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# "format: email" tells clients (and the schema fuzzer) what `_check_email` will accept.
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}),
+    AfterValidator(_check_email),
+]
 Password = Annotated[str, Field(min_length=8, max_length=128), AfterValidator(_check_password)]
 Token = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
 Gender = Literal["male", "female", "other", "unspecified"]
-Age = Annotated[int, Field(ge=14, le=100)]
+Age = Annotated[int, Field(ge=14, le=100), BeforeValidator(_integral_number)]
 Language = Literal["ru", "en"]
 
 

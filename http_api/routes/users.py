@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from core.accounts import public_user
 from http_api.framework import Ctx, RequestModel, ResponseModel, Router
@@ -16,6 +16,8 @@ TAGS = ["users"]
 
 
 class ProfileRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     email: Email | None = None
     gender: Gender | None = None
     age: Age | None = None
