@@ -72,7 +72,7 @@ def configure_logging(level: str, node_id: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "pymongo", "httpx", "httpcore", "openai"):
+    for noisy in ("uvicorn.access", "pymongo", "httpx", "httpx2", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     uvicorn_loggers = ("uvicorn", "uvicorn.error")
     for name in uvicorn_loggers:

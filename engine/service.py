@@ -262,7 +262,7 @@ class InterviewService:
                     interview_id, EvaluationReset(q.question_id, "evaluation_restarted")
                 )
             request = await self._request(state, q)
-            evaluation = await self._stream(interview_id, q.question_id, request)
+            evaluation = await self._stream(state, request)
             await self.apply(interview_id, EvaluationDone(q.question_id, evaluation, time.time()))
         except asyncio.CancelledError:
             raise
@@ -297,23 +297,27 @@ class InterviewService:
             tags=q.tags,
         )
 
-    async def _stream(
-        self, interview_id: str, question_id: str, request: EvaluationRequest
-    ) -> Evaluation:
-        """Stream the evaluator's feedback; on failure say so and let the local evaluator finish."""
+    async def _stream(self, state: InterviewState, request: EvaluationRequest) -> Evaluation:
+        """Stream the evaluator's feedback; on failure say so and let the local evaluator finish.
+
+        Deltas and resets change no state, so they are checked against the snapshot taken when
+        the evaluation started: no state read per token, one bus append each.
+        """
+        question_id = request.question_id
         for evaluator in (self.evaluator, self.fallback):
             streamed = False
             try:
-                async with asyncio.timeout(EVALUATION_BUDGET_SEC):
-                    async for item in evaluator.evaluate(request):
+                async with (
+                    asyncio.timeout(EVALUATION_BUDGET_SEC),
+                    contextlib.aclosing(evaluator.evaluate(request)) as items,
+                ):
+                    async for item in items:
                         if isinstance(item, Delta):
                             streamed = True
-                            await self._emit(interview_id, EvaluationToken(question_id, item.text))
+                            await self._emit(state, EvaluationToken(question_id, item.text))
                         elif isinstance(item, Reset):
                             streamed = False
-                            await self._emit(
-                                interview_id, EvaluationReset(question_id, item.reason)
-                            )
+                            await self._emit(state, EvaluationReset(question_id, item.reason))
                         elif isinstance(item, Done):
                             return item.evaluation
             except asyncio.CancelledError:
@@ -321,18 +325,12 @@ class InterviewService:
             except Exception:
                 log.exception("evaluator failed; falling back", extra={"evaluator": evaluator.name})
             if streamed:
-                await self._emit(
-                    interview_id, EvaluationReset(question_id, "evaluator_unavailable")
-                )
+                await self._emit(state, EvaluationReset(question_id, "evaluator_unavailable"))
         raise RuntimeError("the local evaluator produced no result")
 
-    async def _emit(self, interview_id: str, event: EvaluationToken | EvaluationReset) -> None:
-        # Tokens change no state: check them against the live state without taking the lock.
-        state = await self.load(interview_id)
-        if state is None:
-            return
+    async def _emit(self, state: InterviewState, event: EvaluationToken | EvaluationReset) -> None:
         out = handle(state, event)
-        await self.bus.append(interview_id, out.events)
+        await self.bus.append(state.interview_id, out.events)
 
     # --- timers and maintenance --------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -88,7 +88,7 @@ StreamItem = Delta | Reset | Done
 class Evaluator(Protocol):
     name: str
 
-    def evaluate(self, request: EvaluationRequest) -> AsyncIterator[StreamItem]:
+    def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
         """Yield deltas (and resets) as the feedback is written, then exactly one Done."""
         ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, StreamItem
 
@@ -147,7 +147,7 @@ class LocalEvaluator:
     def __init__(self, delay_sec: float = 0.0) -> None:
         self._delay = delay_sec
 
-    async def evaluate(self, request: EvaluationRequest) -> AsyncIterator[StreamItem]:
+    async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
         evaluation, feedback = grade(request)
         for piece in chunks(feedback):
             if self._delay:
