@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import openai
