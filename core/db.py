@@ -44,8 +44,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("shareTokenHash", ASCENDING)], sparse=True, name="share_token"),
     ],
     "payments": [
+        # One document per CloudPayments transaction: the unique index is what makes a
+        # notification delivered twice (or twice at once) apply exactly once.
         IndexModel([("externalPaymentId", ASCENDING)], unique=True, sparse=True, name="txn"),
         IndexModel([("userId", ASCENDING), ("transactionDate", DESCENDING)], name="user_payments"),
+        IndexModel(
+            [("metadata.paymentTransactionId", ASCENDING)], sparse=True, name="refunded_txn"
+        ),
+    ],
+    "orders": [
+        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_orders"),
     ],
     "support_tickets": [
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_tickets"),

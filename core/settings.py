@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     cloudpayments_api_secret: SecretStr | None = None
     cloudpayments_api_url: str = "https://api.cloudpayments.ru"
     payment_reference_key: SecretStr = SecretStr(DEFAULT_REFERENCE_KEY)
+    # Comma-separated keys that were PAYMENT_REFERENCE_KEY before a rotation: decrypt only.
+    payment_reference_old_keys: SecretStr = SecretStr("")
     plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS))
     free_interviews_per_month: int = Field(default=3, ge=0)
     renewal_reminder_days: int = 3

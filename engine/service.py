@@ -361,7 +361,9 @@ class InterviewService:
 
     async def resume_orphaned_evaluations(self) -> None:
         """Restart evaluations whose owner is gone (its lease ran out or was handed over)."""
-        idle_since = datetime.now(UTC) - timedelta(seconds=self.lease_ttl)
+        # The owner stores the answer and starts evaluating within milliseconds; an answer that
+        # has waited a few seconds with its lease free has lost its owner.
+        idle_since = datetime.now(UTC) - timedelta(seconds=min(self.lease_ttl, 3.0))
         for interview_id, index in await self.store.evaluating(idle_since):
             if (interview_id, index) not in self._evaluations:
                 self._spawn_evaluation(interview_id, index, resumed=True)

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from core.accounts import AccountService
+from core.billing import build_billing, periodic_jobs
 from core.campaigns import build_campaigns, register_campaign_jobs
 from core.container import open_infrastructure
 from core.errors import AppError
@@ -46,6 +47,7 @@ from http_api.routes import (
     admin_campaigns,
     admin_questions,
     auth,
+    billing,
     health,
     interviews,
     support,
@@ -76,7 +78,7 @@ deepLinking: true, persistAuthorization: true});"""
 
 def api_router() -> Router:
     router = Router()
-    for module in (auth, users, interviews, support, admin_campaigns, admin_questions):
+    for module in (auth, users, interviews, billing, support, admin_campaigns, admin_questions):
         router.include(module.router)
     return router
 
@@ -86,7 +88,8 @@ async def _open_services(settings: Settings) -> AppServices:
     hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
     tokens = TokenService(settings)
     accounts = AccountService(settings, infra.db, infra.cache, hasher, tokens, infra.mailer)
-    engine = build_engine(infra)
+    billing_service = build_billing(infra)
+    engine = build_engine(infra, start_guard=billing_service.start_guard)
     campaigns = build_campaigns(infra)
     register_campaign_jobs(infra.jobs, campaigns)
     services = AppServices(
@@ -99,6 +102,7 @@ async def _open_services(settings: Settings) -> AppServices:
         support=build_support(infra),
         campaigns=campaigns,
         question_admin=QuestionAdmin(infra.db, engine.questions),
+        billing=billing_service,
     )
     try:
         if not settings.is_production:
@@ -108,6 +112,7 @@ async def _open_services(settings: Settings) -> AppServices:
         if in_process:  # no Celery beat: run the periodic jobs here
             campaign_loop = periodic("campaigns", 60.0, campaigns.run_due)
             services.loops.append(asyncio.create_task(campaign_loop))
+            billing_service.start_background(periodic_jobs(billing_service))
     except BaseException:
         await services.close()
         raise
@@ -133,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.support = services.support
         app.state.campaigns = services.campaigns
         app.state.question_admin = services.question_admin
+        app.state.billing = services.billing
         try:
             yield
         finally:
@@ -171,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute(SOCKET_PATH, socket),
         *router.routes(),
         *admin_campaigns.unsubscribe_routes,
+        *billing.sandbox_routes,
         *web.routes,
     ]
     middleware = [

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.accounts import AccountService
+from core.billing import BillingService
 from core.campaigns import CampaignService
 from core.container import Infrastructure
 from core.security import PasswordHasher, TokenService
@@ -30,6 +31,7 @@ class AppServices:
     support: SupportService
     campaigns: CampaignService
     question_admin: QuestionAdmin
+    billing: BillingService
     loops: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -39,4 +41,5 @@ class AppServices:
             with contextlib.suppress(BaseException):
                 await task
         await self.engine.close()
+        await self.billing.close()
         await self.infra.close()

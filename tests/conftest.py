@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis.specs.openapi.schemas  # noqa: F401
 import uvicorn
 from starlette.applications import Starlette
 
@@ -20,6 +21,10 @@ from core.embedded_mongo import EmbeddedMongo
 from core.settings import Settings
 from http_api.app import create_app
 from http_api.services import AppServices
+
+# schemathesis.specs.openapi.schemas is imported above, at collection time: imported lazily deep
+# inside a running test, CPython 3.11's compiler can fail on it with "AST constructor recursion
+# depth mismatch" (fixed in later CPython releases).
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +61,11 @@ def make_settings(mongo_url: str, data_dir: Path, **overrides: Any) -> Settings:
         "cloudpayments_public_id": "",
         "log_level": "WARNING",
         "public_base_url": "http://testserver",
+        # The free tier has its own tests; elsewhere a user may start as many as a test needs.
+        "free_interviews_per_month": 1000,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from core.billing import build_billing
+from core.billing.jobs import EXPIRE_JOB, REMIND_FAILED_JOB, REMIND_RENEWAL_JOB
 from core.campaigns import RUN_DUE_JOB, build_campaigns, register_campaign_jobs
 from core.celery_queue import RUN_JOB_TASK
 from core.container import Infrastructure
@@ -25,12 +27,20 @@ MAX_RETRIES = 8
 BEAT_JOBS: dict[str, tuple[str, float]] = {
     "abandon-stale-interviews": (ABANDON_JOB, 300.0),
     "send-due-campaigns": (RUN_DUE_JOB, 60.0),
+    "billing-expire": (EXPIRE_JOB, 600.0),
+    "billing-renewal-reminders": (REMIND_RENEWAL_JOB, 3600.0),
+    "billing-failed-reminders": (REMIND_FAILED_JOB, 3600.0),
 }
 
 
 @job_installer
 async def _campaign_jobs(infra: Infrastructure, engine: Engine) -> None:
     register_campaign_jobs(infra.jobs, build_campaigns(infra))
+
+
+@job_installer
+async def _billing_jobs(infra: Infrastructure, engine: Engine) -> None:
+    build_billing(infra)  # registers the billing jobs (renewal set-up runs on workers)
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from starlette.requests import Request
@@ -54,7 +54,7 @@ class FreeTierView(ResponseModel):
     remaining: int
 
 
-class StatusResponse(ResponseModel):
+class SubscriptionStatusResponse(ResponseModel):
     active: bool
     plan: str | None
     startDate: datetime | None
@@ -64,12 +64,12 @@ class StatusResponse(ResponseModel):
     plans: list[PlanView]
 
 
-class CreateRequest(RequestModel):
+class SubscriptionCreateRequest(RequestModel):
     plan: str = Field(min_length=1, max_length=32)
     autoRenew: bool = Field(default=True, description="Renew with the same card every period")
 
 
-class CreateResponse(ResponseModel):
+class SubscriptionCreateResponse(ResponseModel):
     paymentUrl: str
     orderId: str
 
@@ -98,11 +98,14 @@ class PaymentsResponse(ResponseModel):
     total: int
 
 
-class WebhookQuery(QueryModel):
-    kind: Kind | None = Field(default=None, description="Which notification this is")
+KindName = Literal["check", "pay", "fail", "confirm", "refund", "recurrent", "cancel"]
 
 
-class WebhookAnswer(ResponseModel):
+class BillingWebhookQuery(QueryModel):
+    kind: KindName | None = Field(default=None, description="Which notification this is")
+
+
+class BillingWebhookAnswer(ResponseModel):
     code: int = Field(description="0 accepts; on Check 10, 11, 12, 13 or 20 refuse the payment")
     success: bool
 
@@ -150,14 +153,14 @@ async def plans(ctx: Ctx[Any, Any]) -> PlansResponse:
     "/subscriptions/status",
     summary="The user's subscription: active, plan, expiresAt, auto-renewal, free tier",
     tags=TAGS,
-    response=StatusResponse,
+    response=SubscriptionStatusResponse,
 )
-async def status(ctx: Ctx[Any, Any]) -> StatusResponse:
+async def status(ctx: Ctx[Any, Any]) -> SubscriptionStatusResponse:
     return _status_response(ctx, await billing_of(ctx.request).status(ctx.user_id))
 
 
-def _status_response(ctx: Ctx[Any, Any], view: SubscriptionView) -> StatusResponse:
-    return StatusResponse(
+def _status_response(ctx: Ctx[Any, Any], view: SubscriptionView) -> SubscriptionStatusResponse:
+    return SubscriptionStatusResponse(
         active=view.active,
         plan=view.plan,
         startDate=view.started_at,
@@ -177,17 +180,17 @@ def _status_response(ctx: Ctx[Any, Any], view: SubscriptionView) -> StatusRespon
     "/subscriptions/create",
     summary="Start buying a plan: returns the payment page",
     tags=TAGS,
-    body=CreateRequest,
-    response=CreateResponse,
+    body=SubscriptionCreateRequest,
+    response=SubscriptionCreateResponse,
     status=201,
     errors=[403, 404, 503],
 )
-async def create(ctx: Ctx[CreateRequest, Any]) -> CreateResponse:
+async def create(ctx: Ctx[SubscriptionCreateRequest, Any]) -> SubscriptionCreateResponse:
     await ctx.limit("billing-order", ctx.user_id, "20/3600")
     order_id, url = await billing_of(ctx.request).create_order(
         ctx.user_id, ctx.body.plan, ctx.body.autoRenew
     )
-    return CreateResponse(paymentUrl=url, orderId=order_id)
+    return SubscriptionCreateResponse(paymentUrl=url, orderId=order_id)
 
 
 @router.add(
@@ -195,10 +198,10 @@ async def create(ctx: Ctx[CreateRequest, Any]) -> CreateResponse:
     "/subscriptions/cancel",
     summary="Turn auto-renewal off; access stays until the end of the paid period",
     tags=TAGS,
-    response=StatusResponse,
+    response=SubscriptionStatusResponse,
     errors=[409],
 )
-async def cancel(ctx: Ctx[Any, Any]) -> StatusResponse:
+async def cancel(ctx: Ctx[Any, Any]) -> SubscriptionStatusResponse:
     return _status_response(ctx, await billing_of(ctx.request).cancel(ctx.user_id))
 
 
@@ -232,7 +235,7 @@ async def payments(ctx: Ctx[Any, PaymentsQuery]) -> PaymentsResponse:
     return PaymentsResponse(payments=items, page=q.page, pageSize=q.pageSize, total=total)
 
 
-async def _webhook(ctx: Ctx[Any, Any], kind: Kind | None) -> WebhookAnswer:
+async def _webhook(ctx: Ctx[Any, Any], kind: Kind | None) -> BillingWebhookAnswer:
     # The signature covers the exact bytes sent: read them before anything parses them.
     body = await ctx.request.body()
     headers = ctx.request.headers
@@ -244,7 +247,7 @@ async def _webhook(ctx: Ctx[Any, Any], kind: Kind | None) -> WebhookAnswer:
         raise Unauthorized(str(exc), code="invalid_signature") from None
     except InvalidNotification as exc:
         raise AppError(str(exc), code="invalid_notification") from None
-    return WebhookAnswer(code=int(code), success=code is Code.OK)
+    return BillingWebhookAnswer(code=int(code), success=code is Code.OK)
 
 
 @router.add(
@@ -253,12 +256,13 @@ async def _webhook(ctx: Ctx[Any, Any], kind: Kind | None) -> WebhookAnswer:
     summary="CloudPayments notifications (kind from ?kind= or from the fields)",
     tags=WEBHOOK_TAGS,
     auth="none",
-    query=WebhookQuery,
-    response=WebhookAnswer,
+    query=BillingWebhookQuery,
+    response=BillingWebhookAnswer,
     errors=[401],
 )
-async def webhook(ctx: Ctx[Any, WebhookQuery]) -> WebhookAnswer:
-    return await _webhook(ctx, ctx.query.kind)
+async def webhook(ctx: Ctx[Any, BillingWebhookQuery]) -> BillingWebhookAnswer:
+    kind = ctx.query.kind
+    return await _webhook(ctx, Kind(kind) if kind is not None else None)
 
 
 @router.add(
@@ -268,10 +272,10 @@ async def webhook(ctx: Ctx[Any, WebhookQuery]) -> WebhookAnswer:
     "recurrent, cancel)",
     tags=WEBHOOK_TAGS,
     auth="none",
-    response=WebhookAnswer,
-    errors=[401, 404],
+    response=BillingWebhookAnswer,
+    errors=[400, 401, 404],
 )
-async def webhook_of_kind(ctx: Ctx[Any, Any]) -> WebhookAnswer:
+async def webhook_of_kind(ctx: Ctx[Any, Any]) -> BillingWebhookAnswer:
     try:
         kind = Kind(ctx.path("kind"))
     except ValueError:

@@ -147,8 +147,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def cluster_env() -> dict[str, str]:
+    """Extra settings for both nodes; a test overrides it by parametrizing `cluster_env`."""
+    return {}
+
+
+@pytest.fixture
 async def cluster(
-    mongo_url: str, redis_server: RedisServer, tmp_path: Path
+    mongo_url: str, redis_server: RedisServer, tmp_path: Path, cluster_env: dict[str, str]
 ) -> AsyncIterator[Cluster]:
     db_name = f"t_{uuid.uuid4().hex[:16]}"
     env = {
@@ -167,6 +173,7 @@ async def cluster(
         "QUESTIONS_PER_INTERVIEW": "3",
         "LOG_LEVEL": "WARNING",
         "PUBLIC_BASE_URL": "http://testserver",
+        **cluster_env,
     }
     for key in ("OPENAI_API_KEY", "SENDPULSE_CLIENT_ID", "CLOUDPAYMENTS_PUBLIC_ID"):
         env.pop(key, None)
@@ -431,6 +438,8 @@ async def test_redis_restart_mid_interview(cluster: Cluster) -> None:
     assert all(q["aiEvaluation"] for q in doc["questions"])
 
 
+# A lease that would take 20 s to run out: only a real hand-over lets node B finish in time.
+@pytest.mark.parametrize("cluster_env", [{"EVAL_LEASE_TTL_SEC": "20"}])
 async def test_sigterm_closes_with_1012_and_hands_over(cluster: Cluster) -> None:
     token = await verified_token(cluster, cluster.a, "sigterm@example.ru")
     interview_id = await start_interview(cluster.a, token)
@@ -447,7 +456,7 @@ async def test_sigterm_closes_with_1012_and_hands_over(cluster: Cluster) -> None
     await recv(ws)
     started = time.monotonic()
     await client.run_until(ws, lambda f: f["type"] == "feedback.done")
-    assert time.monotonic() - started < 5.0, "the evaluation was handed over promptly"
+    assert time.monotonic() - started < 12.0, "the evaluation was handed over, not left to expire"
     await client.run_until(ws, lambda f: f["type"] == "interview.completed")
     await ws.close()
     assert_exactly_once(client.seqs)
