@@ -90,6 +90,7 @@ class InterviewService:
         self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.node_id = settings.node_id
         self.lease_ttl = settings.eval_lease_ttl_sec
+        self.open_sockets = 0
 
     # --- starting ----------------------------------------------------------------------------
 
@@ -229,6 +230,10 @@ class InterviewService:
         )
         self._evaluations[key] = task
         task.add_done_callback(lambda _: self._evaluations.pop(key, None))
+
+    @property
+    def evaluations_running(self) -> int:
+        return len(self._evaluations)
 
     async def wait_evaluation(self, interview_id: str, index: int, timeout: float) -> None:
         """Wait for this node's evaluation of one answer (the REST flow answers after it)."""

@@ -194,6 +194,13 @@ class SocketSession:
     # --- the session ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.service.open_sockets += 1
+        try:
+            await self._run()
+        finally:
+            self.service.open_sockets -= 1
+
+    async def _run(self) -> None:
         await self.ws.accept()
         writer: asyncio.Task[None] | None = None
         pump: asyncio.Task[None] | None = None

@@ -45,6 +45,7 @@ from http_api.middleware import (
 from http_api.openapi import build_openapi
 from http_api.routes import (
     admin_campaigns,
+    admin_metrics,
     admin_questions,
     auth,
     billing,
@@ -78,7 +79,17 @@ deepLinking: true, persistAuthorization: true});"""
 
 def api_router() -> Router:
     router = Router()
-    for module in (auth, users, interviews, billing, support, admin_campaigns, admin_questions):
+    modules = (
+        auth,
+        users,
+        interviews,
+        billing,
+        support,
+        admin_campaigns,
+        admin_questions,
+        admin_metrics,
+    )
+    for module in modules:
         router.include(module.router)
     return router
 

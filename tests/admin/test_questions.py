@@ -245,3 +245,23 @@ async def test_seeding_the_shipped_bank_keeps_staff_edits(services: AppServices)
     assert after is not None and after["text"]["en"] == "An edited question?"
     restored = await services.infra.db["questions"].find_one({"_id": untouched["_id"]})
     assert restored is not None and restored["difficulty"] == untouched["difficulty"]
+
+
+async def test_staff_see_operational_metrics(
+    client: httpx.AsyncClient, services: AppServices, admin: dict[str, Any]
+) -> None:
+    response = await client.get("/api/v1/admin/metrics", headers=admin["headers"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["evaluator"] == "local" and body["openSockets"] == 0
+    assert body["usersTotal"] >= 1
+    user = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "m@example.ru", "password": "password 123", "gender": "male", "age": 30},
+    )
+    assert user.status_code == 201
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "m@example.ru", "password": "password 123"}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert (await client.get("/api/v1/admin/metrics", headers=headers)).status_code == 403
