@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint bench seed create-admin schema clean
+.PHONY: run test lint bench seed create-admin schema clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m core.cli run
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads browsers).
+# If it cannot be installed, the browser tests fail and say why.
+chromium:
+	@command -v $${CHROMIUM_PATH:-chromium} >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y chromium) || \
+		echo "could not install chromium: the browser tests will fail (or set CHROMIUM_PATH)" >&2
+
+test: $(STAMP) chromium
 	$(BIN)/python -m core.cli export-schema --check
 	$(BIN)/pytest -n 2 --dist loadfile
 

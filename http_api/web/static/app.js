@@ -41,9 +41,12 @@ const ctx = {
 /** Which screen the address shows: {name, titleKey, auth, make(ctx)}. */
 function resolve() {
   const path = location.pathname;
-  if (path === "/verify-email") return { name: "verify", titleKey: "verify.title", make: verifyView };
-  if (path === "/reset-password") return { name: "reset", titleKey: "reset.title", make: resetView };
-  if (path === "/forgot-password") return { name: "forgot", titleKey: "forgot.title", make: forgotView };
+  if (path === "/verify-email")
+    return { name: "verify", titleKey: "verify.title", make: verifyView };
+  if (path === "/reset-password")
+    return { name: "reset", titleKey: "reset.title", make: resetView };
+  if (path === "/forgot-password")
+    return { name: "forgot", titleKey: "forgot.title", make: forgotView };
   const shared = path.match(/^\/shared\/([^/]+)$/);
   if (shared) {
     const token = decodeURIComponent(shared[1]);
@@ -59,7 +62,11 @@ function resolve() {
     case "login":
       return session.loggedIn
         ? redirect("/#/start")
-        : { name: "login", titleKey: "login.title", make: (c) => loginView(c, { notice: takeNotice() }) };
+        : {
+            name: "login",
+            titleKey: "login.title",
+            make: (c) => loginView(c, { notice: takeNotice() }),
+          };
     case "register":
       return session.loggedIn
         ? redirect("/#/start")
@@ -70,14 +77,29 @@ function resolve() {
       return { name: "start", titleKey: "start.title", auth: true, make: startView };
     case "history": {
       const page = Math.max(1, Number.parseInt(id || "1", 10) || 1);
-      return { name: "history", titleKey: "history.title", auth: true, make: (c) => historyView(c, page) };
+      return {
+        name: "history",
+        titleKey: "history.title",
+        auth: true,
+        make: (c) => historyView(c, page),
+      };
     }
     case "interview":
       if (!id) return redirect("/#/start");
-      return { name: "interview", titleKey: "interview.title", auth: true, make: (c) => interviewView(c, id) };
+      return {
+        name: "interview",
+        titleKey: "interview.title",
+        auth: true,
+        make: (c) => interviewView(c, id),
+      };
     case "report":
       if (!id) return redirect("/#/history");
-      return { name: "report", titleKey: "report.title", auth: true, make: (c) => reportView(c, id) };
+      return {
+        name: "report",
+        titleKey: "report.title",
+        auth: true,
+        make: (c) => reportView(c, id),
+      };
     default:
       return { name: "notFound", titleKey: "notFound.title", make: notFoundView };
   }
@@ -96,7 +118,12 @@ function takeNotice() {
 function notFoundView() {
   const heading = h("h1", { i18n: "notFound.title", tabIndex: -1 });
   return {
-    el: h("section", { class: "card narrow" }, heading, h("a", { href: "/", i18n: "notFound.home" })),
+    el: h(
+      "section",
+      { class: "card narrow" },
+      heading,
+      h("a", { href: "/", i18n: "notFound.home" }),
+    ),
     focus: heading,
   };
 }
@@ -137,7 +164,8 @@ function navigate(to) {
 
 function updateTitle() {
   const name = t("app.name");
-  document.title = currentView && currentView.titleKey ? `${t(currentView.titleKey)} — ${name}` : name;
+  document.title =
+    currentView && currentView.titleKey ? `${t(currentView.titleKey)} — ${name}` : name;
 }
 
 function drawNav(active) {
@@ -182,7 +210,11 @@ document.addEventListener("click", (event) => {
     return;
   }
   const url = new URL(a.href, location.href);
-  if (url.origin !== location.origin || url.pathname.startsWith("/static/") || url.pathname.startsWith("/docs")) {
+  if (
+    url.origin !== location.origin ||
+    url.pathname.startsWith("/static/") ||
+    url.pathname.startsWith("/docs")
+  ) {
     return;
   }
   event.preventDefault();

@@ -95,7 +95,13 @@ export function registerView(ctx) {
         check: checks.password,
       },
       { name: "gender", label: "register.gender", control: gender },
-      { name: "age", label: "register.age", control: age, hint: "register.ageHint", check: checks.age },
+      {
+        name: "age",
+        label: "register.age",
+        control: age,
+        hint: "register.ageHint",
+        check: checks.age,
+      },
       { name: "language", label: "register.language", control: language },
       { name: "marketingConsent", label: "register.marketing", control: marketing },
     ],
@@ -112,7 +118,11 @@ export function registerView(ctx) {
       const done = h("h1", { i18n: "register.doneTitle", tabIndex: -1 });
       view.el.replaceChildren(
         done,
-        h("p", { class: "alert alert-success", i18n: "register.doneText", args: { email: address } }),
+        h("p", {
+          class: "alert alert-success",
+          i18n: "register.doneText",
+          args: { email: address },
+        }),
         h("p", { class: "links" }, h("a", { href: "/#/login", i18n: "verify.toLogin" })),
       );
       done.focus();
@@ -201,7 +211,10 @@ export function resetView() {
   if (!token) {
     const problem = alertBox();
     problem.show("error.invalid_token");
-    view.el.append(problem, h("p", { class: "links" }, h("a", { href: "/forgot-password", i18n: "login.forgot" })));
+    view.el.append(
+      problem,
+      h("p", { class: "links" }, h("a", { href: "/forgot-password", i18n: "login.forgot" })),
+    );
     return view;
   }
   const form = makeForm({
@@ -223,8 +236,19 @@ export function resetView() {
     ],
     onSubmit: async (values) => {
       await api.resetPassword(token, values.password);
-      const done = h("p", { class: "alert alert-success", i18n: "reset.done", attrs: { role: "status" } });
-      form.replaceWith(done, h("p", { class: "links" }, h("a", { class: "button primary", href: "/#/login", i18n: "nav.login" })));
+      const done = h("p", {
+        class: "alert alert-success",
+        i18n: "reset.done",
+        attrs: { role: "status" },
+      });
+      form.replaceWith(
+        done,
+        h(
+          "p",
+          { class: "links" },
+          h("a", { class: "button primary", href: "/#/login", i18n: "nav.login" }),
+        ),
+      );
     },
   });
   view.el.append(form);

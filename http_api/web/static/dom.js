@@ -18,7 +18,8 @@ export function h(tag, props = {}, ...children) {
     else if (name === "i18n") el.dataset.i18n = value;
     else if (name === "args") el.dataset.i18nArgs = JSON.stringify(value);
     else if (name === "date") el.dataset.date = value;
-    else if (name === "on") for (const [type, fn] of Object.entries(value)) el.addEventListener(type, fn);
+    else if (name === "on")
+      for (const [type, fn] of Object.entries(value)) el.addEventListener(type, fn);
     else if (name === "attrs") for (const [a, v] of Object.entries(value)) el.setAttribute(a, v);
     else if (name === "dataset") Object.assign(el.dataset, value);
     else if (name === "i18nAttrs") {

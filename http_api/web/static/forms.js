@@ -9,7 +9,8 @@ const EMAIL = /^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{2,63}$/;
 export const checks = {
   required: (value) => (String(value).trim() ? null : "common.required"),
   email: (value) => (EMAIL.test(String(value).trim()) ? null : "field.email"),
-  password: (value) => (String(value).length >= 8 && String(value).trim() ? null : "field.password"),
+  password: (value) =>
+    String(value).length >= 8 && String(value).trim() ? null : "field.password",
   age: (value) => {
     const n = Number(value);
     return Number.isInteger(n) && n >= 14 && n <= 100 ? null : "field.age";

@@ -1,11 +1,13 @@
 // The live interview screen: questions, countdown, answer box, streaming feedback, scores.
 
-import { alertBox, announce, clearText, field, h, scoreList, setText } from "./dom.js";
+import { questionCard } from "./card.js";
+import { alertBox, announce, clearText, field, h, setText } from "./dom.js";
 import { errorKey } from "./forms.js";
 import { InterviewModel, PHASE } from "./model.js";
 import { InterviewSocket } from "./socket.js";
 
 const DRAFT_EVERY_MS = 3000;
+const DRAFT_ERRORS = new Set(["not_your_turn", "question_mismatch", "interview_closed"]);
 const TICK_MS = 250;
 
 function formatClock(ms) {
@@ -55,7 +57,11 @@ export function interviewView(ctx, interviewId) {
     composerNote,
   );
 
-  const finishButton = h("button", { type: "button", class: "secondary", i18n: "interview.finish" });
+  const finishButton = h("button", {
+    type: "button",
+    class: "secondary",
+    i18n: "interview.finish",
+  });
   const finishYes = h("button", { type: "button", class: "danger", i18n: "interview.finishYes" });
   const finishNo = h("button", { type: "button", class: "secondary", i18n: "interview.finishNo" });
   const finishConfirm = h(
@@ -76,7 +82,7 @@ export function interviewView(ctx, interviewId) {
   });
   const completion = h(
     "section",
-    { class: "card completion", hidden: true, attrs: { "aria-live": "polite" } },
+    { class: "card completion", hidden: true },
     completionHeading,
     completionResult,
     completionFeedback,
@@ -97,75 +103,15 @@ export function interviewView(ctx, interviewId) {
   // --- cards ---------------------------------------------------------------------------------
   function card(q) {
     let c = cards.get(q.id);
-    if (c) return c;
-    const title = h("h2", { class: "qtitle", tabIndex: -1 });
-    const text = h("p", { class: "qtext" });
-    const tags = h("p", { class: "tags" });
-    const answerText = h("p", { class: "answer-text" });
-    const autoNote = h("p", { class: "note", hidden: true, i18n: "interview.auto" });
-    const answerBlock = h(
-      "div",
-      { class: "answer-block", hidden: true },
-      h("h3", { i18n: "interview.yourAnswer" }),
-      answerText,
-      autoNote,
-    );
-    const evaluating = h("p", { class: "note evaluating", hidden: true, i18n: "interview.evaluating" });
-    const feedback = h("div", {
-      class: "feedback",
-      attrs: { "aria-live": "polite", "aria-busy": "false" },
-    });
-    const score = h("p", { class: "score", hidden: true });
-    const scoresSlot = h("div");
-    const feedbackBlock = h(
-      "div",
-      { class: "feedback-block", hidden: true },
-      h("h3", { i18n: "interview.feedback" }),
-      evaluating,
-      feedback,
-      score,
-      scoresSlot,
-    );
-    const root = h(
-      "li",
-      { class: "card qcard", dataset: { questionId: q.id } },
-      title,
-      text,
-      tags,
-      answerBlock,
-      feedbackBlock,
-    );
-    c = { root, title, text, tags, answerBlock, answerText, autoNote, feedbackBlock, evaluating };
-    Object.assign(c, { feedback, score, scoresSlot });
-    cards.set(q.id, c);
+    if (!c) {
+      c = questionCard(q);
+      cards.set(q.id, c);
+    }
     return c;
   }
 
   function drawCard(q) {
-    const c = card(q);
-    setText(c.title, "report.question", { n: q.index + 1 });
-    c.text.textContent = q.text;
-    c.tags.textContent = q.tags.map((tag) => `#${tag}`).join(" ");
-    const answered = q.answer !== null;
-    c.answerBlock.hidden = !answered;
-    if (answered) {
-      if (q.answer) {
-        clearText(c.answerText);
-        c.answerText.textContent = q.answer;
-      } else setText(c.answerText, "interview.noAnswer");
-    }
-    c.autoNote.hidden = !q.auto;
-    const evaluatingNow = answered && !q.done && model.currentId === q.id;
-    c.feedbackBlock.hidden = !(q.done || q.feedback || evaluatingNow);
-    c.evaluating.hidden = !(evaluatingNow && !q.feedback);
-    if (c.feedback.textContent !== q.feedback) c.feedback.textContent = q.feedback;
-    c.feedback.setAttribute("aria-busy", String(evaluatingNow));
-    c.score.hidden = !q.done;
-    c.scoresSlot.replaceChildren();
-    if (q.done) {
-      setText(c.score, "interview.score", { score: q.score });
-      if (q.scores) c.scoresSlot.append(scoreList(q.scores));
-    }
+    card(q).draw(q, q.answer !== null && !q.done && model.currentId === q.id);
   }
 
   function drawAll() {
@@ -230,7 +176,8 @@ export function interviewView(ctx, interviewId) {
   function drawPhase() {
     const open = model.phase === PHASE.ANSWERING || model.phase === PHASE.EVALUATING;
     const q = model.current;
-    if (q && model.total) setText(progress, "interview.progress", { n: q.index + 1, total: model.total });
+    if (q && model.total)
+      setText(progress, "interview.progress", { n: q.index + 1, total: model.total });
     else clearText(progress);
     timer.hidden = model.phase !== PHASE.ANSWERING || model.deadline === null;
     finishArea.hidden = !open;
@@ -282,11 +229,13 @@ export function interviewView(ctx, interviewId) {
     if (composer.dataset.questionId !== q.id) return;
     const text = textarea.value;
     if ((model.drafts.get(q.id) || "") === text) return;
-    if (socket.send({ type: "draft", questionId: q.id, answer: text })) model.drafts.set(q.id, text);
+    if (socket.send({ type: "draft", questionId: q.id, answer: text }))
+      model.drafts.set(q.id, text);
   }
 
   // --- frames from the socket ----------------------------------------------------------------
   function onFrame(frame) {
+    const answering = model.pending !== null || model.finishRequested;
     const change = model.apply(frame);
     if (!change) return;
     switch (change.kind) {
@@ -320,12 +269,15 @@ export function interviewView(ctx, interviewId) {
         drawAll();
         break;
       case "error":
-        if (change.code === "rate_limited") break;
+        // Errors while nothing is pending answer a draft that crossed the deadline: not news.
+        if (change.code === "rate_limited" || (!answering && DRAFT_ERRORS.has(change.code))) break;
         screenAlert.show(errorKey({ code: change.code }));
         drawComposer();
         break;
       case "fatal":
-        screenAlert.show(change.reason === 4404 ? "error.interview_not_found" : "error.socket_fatal");
+        screenAlert.show(
+          change.reason === 4404 ? "error.interview_not_found" : "error.socket_fatal",
+        );
         finishArea.hidden = true;
         composer.remove();
         break;

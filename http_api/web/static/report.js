@@ -10,7 +10,11 @@ function topics(titleKey, items, cls) {
     { class: `topics ${cls}` },
     h("h3", { i18n: titleKey }),
     items.length
-      ? h("ul", { class: "chips" }, items.map((topic) => h("li", { class: "chip", text: topic })))
+      ? h(
+          "ul",
+          { class: "chips" },
+          items.map((topic) => h("li", { class: "chip", text: topic })),
+        )
       : h("p", { class: "muted", i18n: "report.none" }),
   );
 }
@@ -74,7 +78,12 @@ function reportBody(report) {
       h(
         "div",
         { class: "score-line" },
-        h("p", { class: "big-score" }, h("span", { class: "score-value", text: String(report.overallScore) }), h("span", { class: "of", text: "/100" })),
+        h(
+          "p",
+          { class: "big-score" },
+          h("span", { class: "score-value", text: String(report.overallScore) }),
+          h("span", { class: "of", text: "/100" }),
+        ),
         h(
           "div",
           {},
@@ -89,7 +98,12 @@ function reportBody(report) {
         ? h("p", { class: "percentile", i18n: "report.percentile", args: { p: report.percentile } })
         : null,
       report.feedback
-        ? h("div", { class: "overall" }, h("h2", { i18n: "report.summary" }), h("p", { class: "summary", text: report.feedback }))
+        ? h(
+            "div",
+            { class: "overall" },
+            h("h2", { i18n: "report.summary" }),
+            h("p", { class: "summary", text: report.feedback }),
+          )
         : null,
       h(
         "div",
@@ -99,7 +113,9 @@ function reportBody(report) {
       ),
     );
   } else {
-    summary.append(h("p", { id: "report-score-label", class: "alert alert-info", i18n: "report.unfinished" }));
+    summary.append(
+      h("p", { id: "report-score-label", class: "alert alert-info", i18n: "report.unfinished" }),
+    );
   }
   const answered = report.questions.filter((q) => q.userAnswer !== null || q.aiEvaluation);
   return [
@@ -122,14 +138,29 @@ function shareBox(report) {
     "div",
     { class: "field", hidden: true },
     h("label", { htmlFor: "share-url", i18n: "report.shareUrl" }),
-    h("div", { class: "inline" }, url, h("button", { type: "button", class: "secondary", i18n: "report.shareCopy", on: { click: copy } })),
+    h(
+      "div",
+      { class: "inline" },
+      url,
+      h("button", {
+        type: "button",
+        class: "secondary",
+        i18n: "report.shareCopy",
+        on: { click: copy },
+      }),
+    ),
   );
   const create = h("button", {
     type: "button",
     class: "primary",
     i18n: report.shared ? "report.shareRecreate" : "report.shareCreate",
   });
-  const revoke = h("button", { type: "button", class: "danger", i18n: "report.shareRevoke", hidden: !report.shared });
+  const revoke = h("button", {
+    type: "button",
+    class: "danger",
+    i18n: "report.shareRevoke",
+    hidden: !report.shared,
+  });
 
   async function copy() {
     url.select();
@@ -195,7 +226,11 @@ function shareBox(report) {
 export function reportView(ctx, interviewId) {
   const heading = h("h1", { i18n: "report.title", tabIndex: -1 });
   const alert = alertBox();
-  const body = h("div", { class: "report-body", attrs: { "aria-busy": "true" } }, h("p", { i18n: "common.loading" }));
+  const body = h(
+    "div",
+    { class: "report-body", attrs: { "aria-busy": "true" } },
+    h("p", { i18n: "common.loading" }),
+  );
   const el = h("section", { class: "report" }, heading, alert, body);
   api.report(interviewId).then(
     (report) => {
@@ -205,7 +240,15 @@ export function reportView(ctx, interviewId) {
         parts.splice(
           1,
           0,
-          h("p", {}, h("a", { class: "button primary", href: `/#/interview/${encodeURIComponent(interviewId)}`, i18n: "start.continue" })),
+          h(
+            "p",
+            {},
+            h("a", {
+              class: "button primary",
+              href: `/#/interview/${encodeURIComponent(interviewId)}`,
+              i18n: "start.continue",
+            }),
+          ),
         );
       }
       if (report.status === "completed") parts.splice(1, 0, shareBox(report));
@@ -223,7 +266,11 @@ export function reportView(ctx, interviewId) {
 export function sharedView(ctx, token) {
   const heading = h("h1", { i18n: "report.sharedTitle", tabIndex: -1 });
   const alert = alertBox();
-  const body = h("div", { class: "report-body", attrs: { "aria-busy": "true" } }, h("p", { i18n: "common.loading" }));
+  const body = h(
+    "div",
+    { class: "report-body", attrs: { "aria-busy": "true" } },
+    h("p", { i18n: "common.loading" }),
+  );
   const el = h("section", { class: "report shared" }, heading, alert, body);
   api.shared(token).then(
     (report) => {

@@ -16,7 +16,9 @@ function radioGroup(name, legendKey, options, checked) {
     options.map(({ value, labelKey, descKey, descArgs }) => {
       const id = `${name}-${value}`;
       const radio = h("input", { type: "radio", name, value, id, checked: value === checked });
-      const desc = descKey ? h("span", { class: "choice-desc", i18n: descKey, args: descArgs }) : null;
+      const desc = descKey
+        ? h("span", { class: "choice-desc", i18n: descKey, args: descArgs })
+        : null;
       if (desc) {
         desc.id = `${id}-desc`;
         radio.setAttribute("aria-describedby", desc.id);
@@ -117,7 +119,11 @@ export function historyView(ctx, pageNumber = 1) {
   const heading = h("h1", { i18n: "history.title", tabIndex: -1 });
   const alert = alertBox();
   const list = h("ul", { class: "history", attrs: { "aria-busy": "true" } });
-  const pager = h("nav", { class: "pager", hidden: true, i18nAttrs: { "aria-label": "history.title" } });
+  const pager = h("nav", {
+    class: "pager",
+    hidden: true,
+    i18nAttrs: { "aria-label": "history.title" },
+  });
   const el = h("section", { class: "card" }, heading, alert, list, pager);
 
   api.history(pageNumber, HISTORY_PAGE_SIZE).then(
@@ -133,11 +139,19 @@ export function historyView(ctx, pageNumber = 1) {
         pager.hidden = false;
         pager.append(
           pageNumber > 1
-            ? h("a", { href: `/#/history/${pageNumber - 1}`, i18n: "history.prev", attrs: { rel: "prev" } })
+            ? h("a", {
+                href: `/#/history/${pageNumber - 1}`,
+                i18n: "history.prev",
+                attrs: { rel: "prev" },
+              })
             : null,
           h("span", { i18n: "history.page", args: { page: pageNumber, pages } }),
           pageNumber < pages
-            ? h("a", { href: `/#/history/${pageNumber + 1}`, i18n: "history.next", attrs: { rel: "next" } })
+            ? h("a", {
+                href: `/#/history/${pageNumber + 1}`,
+                i18n: "history.next",
+                attrs: { rel: "next" },
+              })
             : null,
         );
       }
@@ -163,17 +177,36 @@ function historyItem(item) {
     h(
       "div",
       { class: "history-main" },
-      h("p", { class: "history-title" }, h("span", { i18n: `level.${item.level}` }), " · ", item.language.toUpperCase()),
+      h(
+        "p",
+        { class: "history-title" },
+        h("span", { i18n: `level.${item.level}` }),
+        " · ",
+        item.language.toUpperCase(),
+      ),
       h("p", { class: "history-date", date: item.startTime }),
-      h("p", { class: "history-answered", i18n: "history.answered", args: { answered: item.answered, total: item.total } }),
+      h("p", {
+        class: "history-answered",
+        i18n: "history.answered",
+        args: { answered: item.answered, total: item.total },
+      }),
     ),
     h(
       "div",
       { class: "history-side" },
       statusBadge(item.status),
-      scored ? h("p", { class: "history-score", i18n: "history.score", args: { score: item.overallScore } }) : null,
+      scored
+        ? h("p", {
+            class: "history-score",
+            i18n: "history.score",
+            args: { score: item.overallScore },
+          })
+        : null,
       scored && item.passed !== null
-        ? h("span", { class: `badge ${item.passed ? "passed" : "failed"}`, i18n: item.passed ? "report.passed" : "report.failed" })
+        ? h("span", {
+            class: `badge ${item.passed ? "passed" : "failed"}`,
+            i18n: item.passed ? "report.passed" : "report.failed",
+          })
         : null,
       action,
     ),

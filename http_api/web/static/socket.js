@@ -221,6 +221,9 @@ export class InterviewSocket {
           this.onAuthLost();
           return;
         }
+        this.tokenRetried = false; // the refresh itself failed (offline?): try it again later
+        this._scheduleRetry();
+        return;
       }
       this._connectSoon(0);
       return;
@@ -239,7 +242,7 @@ export class InterviewSocket {
     this._setStatus("reconnecting");
     const exp = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
     this.attempt += 1;
-    // Full jitter keeps a restarted node from being hit by every client at the same instant.
+    // Jitter keeps a restarted node from being hit by every client at the same instant.
     const delay = exp / 2 + Math.random() * (exp / 2);
     if (navigator.onLine === false) return; // the "online" event reconnects
     this._connectSoon(delay);
