@@ -96,3 +96,35 @@ class InProcessTaskQueue:
         await self.drain(timeout=5.0)
         for task in list(self._running):
             task.cancel()
+
+
+async def periodic(
+    name: str,
+    interval: float,
+    job: Callable[[], Awaitable[object]],
+    quiet: tuple[type[Exception], ...] = (),
+    max_backoff: float = 5.0,
+) -> None:
+    """Run `job` every `interval` seconds forever; log failures with context, back off, go on.
+
+    Exceptions in `quiet` are expected outages (e.g. Redis away): a warning, no traceback.
+    """
+    failures = 0
+    while True:
+        try:
+            await job()
+            failures = 0
+            await asyncio.sleep(interval)
+        except asyncio.CancelledError:
+            raise
+        except quiet as exc:
+            failures += 1
+            log.warning(
+                "background loop waiting",
+                extra={"loop": name, "failures": failures, "error": str(exc)},
+            )
+        except Exception:
+            failures += 1
+            log.exception("background loop failed", extra={"loop": name, "failures": failures})
+        if failures:
+            await asyncio.sleep(min(max_backoff, interval * 2**failures))

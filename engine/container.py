@@ -9,18 +9,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.container import Infrastructure
-from engine.bus.base import LiveStore, SessionBus
+from core.tasks import periodic
+from engine.bus.base import BusUnavailable, LiveStore, SessionBus
 from engine.bus.memory import MemoryBus, MemoryLiveStore
 from engine.evaluator.base import Evaluator
 from engine.evaluator.local import LocalEvaluator
 from engine.questions.repository import QuestionRepository
-from engine.service import InterviewService, StartGuard, periodic
+from engine.service import InterviewService, StartGuard
 from engine.store import InterviewStore
 
 log = logging.getLogger(__name__)
 
 ABANDON_JOB = "interviews.abandon_stale"
 DEADLINE_TICK_SEC = 0.25
+QUIET = (BusUnavailable,)  # Redis away: the loops wait for it without a traceback each tick
 
 
 def build_evaluator(infra: Infrastructure) -> Evaluator:
@@ -54,7 +56,7 @@ class Engine:
         await self.service.rearm()
         self.loops.append(
             asyncio.create_task(
-                periodic("deadlines", DEADLINE_TICK_SEC, self.service.fire_due_deadlines)
+                periodic("deadlines", DEADLINE_TICK_SEC, self.service.fire_due_deadlines, QUIET)
             )
         )
         self.loops.append(
@@ -63,11 +65,14 @@ class Engine:
                     "orphaned-evaluations",
                     self.infra.settings.orphan_sweep_sec,
                     self.service.resume_orphaned_evaluations,
+                    QUIET,
                 )
             )
         )
         self.loops.append(
-            asyncio.create_task(periodic("rearm-deadlines", 30.0, self.service.rearm_deadlines))
+            asyncio.create_task(
+                periodic("rearm-deadlines", 30.0, self.service.rearm_deadlines, QUIET)
+            )
         )
         if abandon_in_process:
             self.loops.append(

@@ -22,7 +22,7 @@ from bson import ObjectId
 from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.logging import interview_id_var
 from core.settings import Settings
-from engine.bus.base import BusUnavailable, LiveStore, SessionBus
+from engine.bus.base import LiveStore, SessionBus
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
 from engine.evaluator.local import LocalEvaluator
 from engine.questions.repository import QuestionRepository
@@ -392,25 +392,3 @@ class InterviewService:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-
-
-async def periodic(name: str, interval: float, job: Callable[[], Any]) -> None:
-    """Run `job` forever; log failures with context, back off, keep going."""
-    failures = 0
-    while True:
-        try:
-            await job()
-            failures = 0
-            await asyncio.sleep(interval)
-        except asyncio.CancelledError:
-            raise
-        except BusUnavailable:
-            failures += 1
-            log.warning(
-                "background loop waiting for Redis", extra={"loop": name, "failures": failures}
-            )
-        except Exception:
-            failures += 1
-            log.exception("background loop failed", extra={"loop": name, "failures": failures})
-        if failures:
-            await asyncio.sleep(min(5.0, interval * 2**failures))

@@ -28,10 +28,10 @@ from core.logging import configure_logging
 from core.security import AccessClaims, PasswordHasher, TokenService
 from core.settings import Settings
 from core.support import build_support
+from core.tasks import periodic
 from engine.bus.base import BusUnavailable
 from engine.container import build_engine
 from engine.questions.admin import QuestionAdmin
-from engine.service import periodic
 from engine.socket import SocketSession
 from http_api import errors
 from http_api.framework import Router

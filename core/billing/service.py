@@ -24,7 +24,7 @@ from core.db import Database, Doc, parse_object_id
 from core.errors import AppError, Conflict, Forbidden, NotFound, PaymentRequired
 from core.mailing import Mailer
 from core.settings import Plan, Settings
-from core.tasks import TaskQueue
+from core.tasks import TaskQueue, periodic
 
 log = logging.getLogger(__name__)
 
@@ -257,19 +257,6 @@ class BillingService:
     def start_background(self, jobs: Mapping[str, tuple[Callable[[], Any], float]]) -> None:
         """Run each periodic job in this process (when no Celery beat schedules them)."""
         for name, (job, interval) in jobs.items():
-            self._loops.append(asyncio.create_task(_periodic(name, interval, job)))
-
-
-async def _periodic(name: str, interval: float, job: Callable[[], Any]) -> None:
-    failures = 0
-    while True:
-        try:
-            await job()
-            failures = 0
-            await asyncio.sleep(interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            failures += 1
-            log.exception("billing loop failed", extra={"loop": name, "failures": failures})
-            await asyncio.sleep(min(300.0, interval * 2**failures))
+            self._loops.append(
+                asyncio.create_task(periodic(name, interval, job, max_backoff=300.0))
+            )

@@ -3,16 +3,13 @@ notifications shaped like the ones CloudPayments posts."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import secrets
-import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,11 +17,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -59,9 +57,7 @@ class FakeCloudPayments:
         self.api_secret = api_secret
         self._state = _State()
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._runner: ThreadedServer | None = None
         self.url = ""
 
     # --- arming and inspecting ----------------------------------------------------------------
@@ -173,27 +169,8 @@ class FakeCloudPayments:
     def __enter__(self) -> FakeCloudPayments:
         paths = ("/test", "/orders/create", "/subscriptions/create", "/subscriptions/cancel")
         app = Starlette(routes=[Route(p, self._endpoint, methods=["POST"]) for p in paths])
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(
-            app, lifespan="off", ws="none", http="h11", log_level="warning", access_log=False
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        sockets = [self._socket]
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=sockets)),
-            name="fake-cloudpayments",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._stop()
-                raise RuntimeError("the fake CloudPayments server did not start")
-            time.sleep(0.01)
+        self._runner = ThreadedServer(app, "fake-cloudpayments")
+        self.url = self._runner.start()
         return self
 
     def __exit__(
@@ -205,13 +182,9 @@ class FakeCloudPayments:
         self._stop()
 
     def _stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
 
 
 # --- notifications ------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.server import ThreadedServer
+
 API_KEY = "sk-fake-openai-test-key"
 ANSWER_OPEN = "<candidate_answer>"
 ANSWER_CLOSE = "</candidate_answer>"
@@ -245,9 +247,7 @@ class FakeOpenAI:
         self._state = _State()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._runner: ThreadedServer | None = None
         self.url = ""
 
     @property
@@ -421,24 +421,9 @@ class FakeOpenAI:
     # --- lifecycle -------------------------------------------------------------------------
 
     def __enter__(self) -> FakeOpenAI:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        server = uvicorn.Server(_config(self.app()))
-        self._server = server
-        sockets = [self._socket]
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=sockets)),
-            name="fake-openai",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.01)
+        app = self.app()
+        self._runner = ThreadedServer(app, "fake-openai", _config(app))
+        self.url = self._runner.start()
         return self
 
     def __exit__(
@@ -452,13 +437,9 @@ class FakeOpenAI:
     def stop(self) -> None:
         """Shut the server down: from now on connections to `url` are refused."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
 
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -14,11 +13,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,7 @@ class FakeSendPulse:
         self._state = _State()
         # Handlers run on the server's thread while tests read and arm the fake from theirs.
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._runner: ThreadedServer | None = None
         self.url = ""
 
     # --- arming -------------------------------------------------------------------------
@@ -195,29 +193,8 @@ class FakeSendPulse:
                 Route("/smtp/emails", self._send, methods=["POST"]),
             ]
         )
-        # Binding here, not in uvicorn, gives a free port known before the thread starts.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            app, lifespan="off", ws="none", http="h11", log_level="warning", access_log=False
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        sockets = [self._socket]
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=sockets)),
-            name="fake-sendpulse",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._stop()
-                raise RuntimeError("the fake SendPulse server did not start")
-            time.sleep(0.01)
+        self._runner = ThreadedServer(app, "fake-sendpulse")
+        self.url = self._runner.start()
         return self
 
     def __exit__(
@@ -229,13 +206,9 @@ class FakeSendPulse:
         self._stop()
 
     def _stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
 
 
 async def _json_body(request: Request) -> dict[str, Any] | None:
