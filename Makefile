@@ -1,4 +1,5 @@
 # One command to run the product, one to test it. Both set up .venv on a fresh clone.
+# The suite runs in four processes: most tests wait on sockets and servers, not on the CPU.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,7 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/python -m core.cli export-schema --check
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
