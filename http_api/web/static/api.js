@@ -201,5 +201,14 @@ export const api = {
   report: (id) => call("GET", `/interviews/${encodeURIComponent(id)}/report`),
   share: (id) => call("POST", `/interviews/${encodeURIComponent(id)}/share`),
   unshare: (id) => call("DELETE", `/interviews/${encodeURIComponent(id)}/share`),
+  plans: () => publicCall("GET", "/subscriptions/plans"),
+  subscription: () => call("GET", "/subscriptions/status"),
+  subscribe: (plan, autoRenew) => call("POST", "/subscriptions/create", { plan, autoRenew }),
+  cancelRenewal: () => call("POST", "/subscriptions/cancel"),
+  contact: (subject, message) => call("POST", "/support/contact", { subject, message }),
+  tickets: (page, pageSize) => call("GET", `/support/tickets?page=${page}&pageSize=${pageSize}`),
+  ticket: (id) => call("GET", `/support/tickets/${encodeURIComponent(id)}`),
+  replyTicket: (id, message) =>
+    call("POST", `/support/tickets/${encodeURIComponent(id)}/reply`, { message }),
   shared: (token) => publicCall("GET", `/shared/${encodeURIComponent(token)}`),
 };

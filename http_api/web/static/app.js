@@ -3,11 +3,13 @@
 
 import { logout, restore, session } from "./api.js";
 import { forgotView, loginView, registerView, resetView, verifyView } from "./auth.js";
+import { subscriptionView } from "./billing.js";
 import { h } from "./dom.js";
 import { lang, onLangChange, setLang, t, translate } from "./i18n.js";
 import { interviewView } from "./interview.js";
 import { reportView, sharedView } from "./report.js";
 import { historyView, startView } from "./screens.js";
+import { supportView, ticketView } from "./support.js";
 
 const NEXT_KEY = "ip.next";
 const main = document.getElementById("main");
@@ -17,6 +19,7 @@ const langToggle = document.getElementById("lang-toggle");
 let currentView = null;
 let renderedKey = null;
 let loginNotice = null;
+let paymentNotice = null;
 
 const ctx = {
   navigate,
@@ -53,6 +56,12 @@ function resolve() {
     return { name: "shared", titleKey: "report.sharedTitle", make: (c) => sharedView(c, token) };
   }
   if (path !== "/") return { name: "notFound", titleKey: "notFound.title", make: notFoundView };
+  // The payment page sends the buyer back to "/?payment=success|cancelled".
+  const payment = new URLSearchParams(location.search).get("payment");
+  if (payment) {
+    paymentNotice = payment === "success" ? "success" : "cancelled";
+    return redirect("/#/subscription");
+  }
 
   const [screen, arg] = location.hash.replace(/^#\/?/, "").split("/");
   const id = arg ? decodeURIComponent(arg) : "";
@@ -84,6 +93,22 @@ function resolve() {
         make: (c) => historyView(c, page),
       };
     }
+    case "subscription":
+      return {
+        name: "subscription",
+        titleKey: "subscription.title",
+        auth: true,
+        make: (c) => subscriptionView(c, { payment: takePayment() }),
+      };
+    case "support":
+      return id
+        ? {
+            name: "ticket",
+            titleKey: "support.ticketTitle",
+            auth: true,
+            make: (c) => ticketView(c, id),
+          }
+        : { name: "support", titleKey: "support.title", auth: true, make: supportView };
     case "interview":
       if (!id) return redirect("/#/start");
       return {
@@ -113,6 +138,12 @@ function takeNotice() {
   const notice = loginNotice;
   loginNotice = null;
   return notice;
+}
+
+function takePayment() {
+  const payment = paymentNotice;
+  paymentNotice = null;
+  return payment;
 }
 
 function notFoundView() {
@@ -173,12 +204,21 @@ function drawNav(active) {
     h(
       "li",
       {},
-      h("a", { href, i18n: key, attrs: screen === active ? { "aria-current": "page" } : {} }),
+      h("a", {
+        href,
+        i18n: key,
+        attrs:
+          screen === active || (screen === "support" && active === "ticket")
+            ? { "aria-current": "page" }
+            : {},
+      }),
     );
   const items = session.loggedIn
     ? [
         link("/#/start", "nav.start", "start"),
         link("/#/history", "nav.history", "history"),
+        link("/#/subscription", "nav.subscription", "subscription"),
+        link("/#/support", "nav.support", "support"),
         h(
           "li",
           {},

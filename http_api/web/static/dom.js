@@ -1,11 +1,12 @@
 // A tiny DOM builder. Text always goes in through textContent, so server data (questions,
 // answers, feedback) can never inject markup.
 
-import { formatDate, renderText, t } from "./i18n.js";
+import { formatDate, renderLocalized, renderText, t } from "./i18n.js";
 
 /**
  * h("button", {class: "primary", i18n: "login.submit", on: {click}}, ...children)
  * - i18n / args: translated text that follows the language toggle
+ * - texts: {ru, en} server text in both languages that follows the toggle
  * - attrs: plain attributes; i18nAttrs: {"aria-label": key} translated attributes
  * - anything else is set as a property (id, type, value, disabled, htmlFor, ...)
  */
@@ -18,6 +19,10 @@ export function h(tag, props = {}, ...children) {
     else if (name === "i18n") el.dataset.i18n = value;
     else if (name === "args") el.dataset.i18nArgs = JSON.stringify(value);
     else if (name === "date") el.dataset.date = value;
+    else if (name === "texts") {
+      el.dataset.textRu = value.ru;
+      el.dataset.textEn = value.en;
+    }
     else if (name === "on")
       for (const [type, fn] of Object.entries(value)) el.addEventListener(type, fn);
     else if (name === "attrs") for (const [a, v] of Object.entries(value)) el.setAttribute(a, v);
@@ -31,6 +36,7 @@ export function h(tag, props = {}, ...children) {
   }
   if (el.dataset.i18n) renderText(el);
   if (el.dataset.date) el.textContent = formatDate(el.dataset.date);
+  if (el.dataset.textRu !== undefined) renderLocalized(el);
   append(el, children);
   return el;
 }

@@ -83,4 +83,22 @@ export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-date]")) {
     el.textContent = formatDate(el.dataset.date);
   }
+  for (const el of root.querySelectorAll("[data-text-ru]")) renderLocalized(el);
+}
+
+/** Server text that comes in both languages (plan titles): data-text-ru / data-text-en. */
+export function renderLocalized(el) {
+  el.textContent = (current === "en" ? el.dataset.textEn : el.dataset.textRu) ?? "";
+}
+
+export function formatMoney(amount, currency, language = current) {
+  try {
+    return new Intl.NumberFormat(language === "ru" ? "ru-RU" : "en-GB", {
+      style: "currency",
+      currency,
+      maximumFractionDigits: 0,
+    }).format(amount);
+  } catch {
+    return `${amount} ${currency}`;
+  }
 }

@@ -37,21 +37,35 @@ export function startView(ctx) {
   const heading = h("h1", { i18n: "start.title", tabIndex: -1 });
   const alert = alertBox();
   const unfinished = h("div", { class: "alert alert-info", hidden: true });
+  // Over the free tier the server answers 402 subscription_required: offer the plans.
+  const limit = h(
+    "div",
+    { class: "alert alert-info limit-reached", hidden: true, attrs: { role: "alert" } },
+    h("p", { class: "limit-title", i18n: "start.limitTitle" }),
+    h("p", { i18n: "start.limitText" }),
+    h("a", { class: "button primary", href: "/#/subscription", i18n: "start.limitAction" }),
+  );
   const form = h("form", { class: "form", noValidate: true, attrs: { "aria-busy": "true" } });
-  const el = h("section", { class: "card narrow" }, heading, unfinished, alert, form);
+  const el = h("section", { class: "card narrow" }, heading, unfinished, limit, alert, form);
   const userLang = (session.user && session.user.language) || lang();
 
   const submit = h("button", { type: "submit", class: "primary", i18n: "start.submit" });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     alert.hide();
+    limit.hidden = true;
     const data = new FormData(form);
     submit.disabled = true;
     try {
       const started = await api.start(data.get("level"), data.get("language"));
       ctx.navigate(`/#/interview/${encodeURIComponent(started.interviewId)}`);
     } catch (error) {
-      alert.show(errorKey(error));
+      if (error.code === "subscription_required") {
+        limit.hidden = false;
+        limit.querySelector("a").focus();
+      } else {
+        alert.show(errorKey(error));
+      }
       submit.disabled = false;
     }
   });
