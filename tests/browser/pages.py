@@ -87,16 +87,19 @@ def feedback_text(page: Page, question_id: str) -> str:
 
 def wait_streaming(page: Page, question_id: str) -> str:
     """Wait until part of the feedback is on screen and the score is not; returns that part."""
-    page.wait_for_function(
+    # The text is taken in the same animation frame that saw the stream unfinished: read
+    # afterwards, a fast stream may already be complete.
+    handle = page.wait_for_function(
         """(id) => {
             const card = document.querySelector(`.qcard[data-question-id="${id}"]`);
-            return card.querySelector(".feedback").textContent.length > 0
-                && card.querySelector(".score").hidden;
+            const text = card.querySelector(".feedback").textContent;
+            return text.length > 0 && card.querySelector(".score").hidden ? text : false;
         }""",
         arg=question_id,
         polling="raf",
     )
-    return feedback_text(page, question_id)
+    text: str = handle.json_value()
+    return text
 
 
 def wait_scored(page: Page, question_id: str, timeout: float = 15_000) -> None:
