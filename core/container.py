@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from core.db import Database
 from core.embedded_mongo import EmbeddedMongo
@@ -86,9 +86,15 @@ async def open_infrastructure(
     cache: Cache
     limiter: RateLimiter
     if settings.redis_url:
-        redis = Redis.from_url(
-            settings.redis_url, socket_connect_timeout=5, health_check_interval=30
+        # A blocking pool: under load a command waits for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
         )
+        redis = Redis(connection_pool=pool)
         cache = RedisCache(redis, settings.redis_key_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_key_prefix)
     else:

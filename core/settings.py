@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     mongodb_db: str = "interview_platform"
     redis_url: str = ""
     redis_key_prefix: str = "ip:"
+    redis_max_connections: int = Field(default=500, ge=1)
     celery_broker_url: str = ""
 
     # Security
