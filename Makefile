@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint bench seed create-admin schema clean chromium
+.PHONY: run test lint bench bench-nodes bench-llm seed create-admin schema clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ test: $(STAMP) chromium
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The benchmarks print their figures beside a baseline measured in the same run (see load/).
+bench: $(STAMP)
+	$(BIN)/python -m load.bench
+
+bench-nodes: $(STAMP)
+	$(BIN)/python -m load.bench_nodes
+
+bench-llm: $(STAMP)
+	$(BIN)/python -m load.bench_llm
 
 seed: $(STAMP)
 	$(BIN)/python -m core.cli seed
