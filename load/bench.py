@@ -68,10 +68,10 @@ class Config:
     idle_sockets: int = 10_000
     interviews: int = 1000
     questions: int = 3
-    answer_think: float = 30.0  # mean seconds between an interview's answers
-    answer_duration: float = 45.0
+    answer_think: float = 60.0  # mean seconds between an interview's answers
+    answer_duration: float = 60.0
     rest_users: int = 1000
-    rest_think: float = 20.0  # mean seconds between a REST user's requests
+    rest_think: float = 30.0  # mean seconds between a REST user's requests
     rest_warmup: float = 3.0
     rest_measure: float = 20.0
     login_concurrency: int = 8
@@ -89,10 +89,10 @@ class Config:
             idle_sockets=1000,
             interviews=200,
             questions=2,
-            answer_think=6.0,
-            answer_duration=10.0,
+            answer_think=12.0,
+            answer_duration=12.0,
             rest_users=200,
-            rest_think=5.0,
+            rest_think=6.0,
             rest_warmup=2.0,
             rest_measure=5.0,
             login_measure=4.0,

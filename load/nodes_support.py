@@ -241,13 +241,14 @@ class Node:
 class Cluster:
     """Redis + a MongoDB-protocol server + nodes A and B sharing them."""
 
-    def __init__(self, overrides: dict[str, str]) -> None:
+    def __init__(self, overrides: dict[str, str], redis_options: str = "") -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
         self.redis = RedisServer()
         self.mongo = EmbeddedMongo(self.tmp / "mongo")
         self.db_name = f"bench_{uuid.uuid4().hex[:10]}"
         self.prefix = f"bn:{uuid.uuid4().hex[:8]}:"
         self.overrides = overrides
+        self.redis_options = redis_options  # query options of REDIS_URL, e.g. the pool size
         self.a: Node | None = None
         self.b: Node | None = None
 
@@ -269,7 +270,7 @@ class Cluster:
             **LOAD_ENV,
             "MONGODB_URL": self.mongo.url,
             "MONGODB_DB": self.db_name,
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.redis.url + (f"?{self.redis_options}" if self.redis_options else ""),
             "REDIS_KEY_PREFIX": self.prefix,
             "DATA_DIR": str(self.tmp / "data"),
             **self.overrides,
