@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from core.embedded_mongo import EmbeddedMongo, free_port
 from core.security import PasswordHasher
 from core.settings import DEFAULT_PEPPER
+from load.users import user_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -322,29 +323,7 @@ def create_users(mongo_url: str, db_name: str, count: int) -> list[str]:
     password_hash = PasswordHasher(DEFAULT_PEPPER, BCRYPT_ROUNDS).hash_sync(PASSWORD)
     now = datetime.now(UTC)
     emails = [f"{prefix}-{i}@example.ru" for i in range(count)]
-    docs = [
-        {
-            "email": email,
-            "passwordHash": password_hash,
-            "gender": "female",
-            "age": 30,
-            "language": "ru",
-            "role": "user",
-            "isEmailVerified": True,
-            "registrationDate": now,
-            "lastLoginDate": None,
-            "marketingConsent": False,
-            "subscription": {
-                "isActive": False,
-                "plan": None,
-                "startDate": None,
-                "endDate": None,
-                "autoRenew": False,
-                "paymentId": None,
-            },
-        }
-        for email in emails
-    ]
+    docs = [user_doc(email, password_hash, now) for email in emails]
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, serverSelectionTimeoutMS=10_000)
     try:
         for start in range(0, len(docs), 500):
