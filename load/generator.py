@@ -329,7 +329,10 @@ class Worker:
                     if f["type"] == "interview.completed":
                         counts["completed"] += 1
                         return
-                await asyncio.sleep(random.uniform(0.5, 1.5) * think)
+                pause = random.uniform(0.5, 1.5) * think
+                if time.perf_counter() + pause > end:
+                    return  # the next answer would come after the measured phase
+                await asyncio.sleep(pause)
 
         async def guarded(live: LiveInterview) -> None:
             try:
