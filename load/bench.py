@@ -200,6 +200,7 @@ class Bench:
     def memory(self, server: Server, count: int) -> dict[str, Any]:
         engine = server is self.engine
         pool = "idle"
+        server.check()
         rss0 = self._rss(server)
         parts = split(self.sessions, self.c.procs) if engine else [None] * self.c.procs
         t0 = time.monotonic()
@@ -213,6 +214,7 @@ class Bench:
         )
         took = time.monotonic() - t0
         time.sleep(2.0)
+        server.check()
         alive = sum(r["alive"] for r in self.gen.call("alive", [{"pool": pool}] * self.c.procs, 60))
         rss1 = self._rss(server)
         connect = [t for r in opened for t in r["connect"]]
@@ -544,12 +546,16 @@ def run(config: Config, label: str) -> dict[str, Any]:
                 bench = Bench(config, gen, echo, engine)
                 print("setup")
                 results["setup"] = bench.setup_users()
+                echo.check()
+                engine.check()
                 if "b" in config.phases:
                     print(f"(b) memory per idle socket, {config.idle_sockets} sockets")
                     results["memory"] = {
                         "echo": bench.memory(echo, config.idle_sockets),
                         "engine": bench.memory(engine, config.idle_sockets),
                     }
+                echo.check()
+                engine.check()
                 if "a" in config.phases:
                     print(
                         f"(a) round trips at concurrency {config.levels}, "
@@ -559,9 +565,13 @@ def run(config: Config, label: str) -> dict[str, Any]:
                     results["ping"] = bench.ping_sweep()
                     for pool in ("echo", "engine"):
                         gen.call("close", [{"pool": pool}] * config.procs, timeout=300)
+                echo.check()
+                engine.check()
                 if "c" in config.phases:
                     print(f"(c) {config.interviews} concurrent interviews, instant evaluator")
                     results["interviews"] = bench.interviews()
+                echo.check()
+                engine.check()
                 if "d" in config.phases:
                     print(f"(d) REST at {config.rest_users} concurrent users")
                     results["rest"] = bench.rest(

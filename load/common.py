@@ -178,6 +178,15 @@ class Server:
             return httpx.get(f"http://{HOST}:{self.port}{path}", timeout=2).status_code == 200
         return False
 
+    def check(self) -> None:
+        """Raise, with the end of its log, if the process is gone."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        code = self.proc.returncode
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+        raise RuntimeError(f"{self.name} (pid {self.proc.pid}) died: {how}\n{tail}")
+
     def children(self) -> list[psutil.Process]:
         kids: list[psutil.Process] = []
         with contextlib.suppress(psutil.Error):

@@ -68,7 +68,7 @@ def answer_frame(question_id: str, client_msg_id: str) -> str:
 def _describe(exc: BaseException) -> str:
     name = type(exc).__name__
     if isinstance(exc, ConnectionClosed):
-        name += f" (close {exc.rcvd.code})" if exc.rcvd else " (no close frame)"
+        name += f" (close {exc.rcvd.code}: {exc.rcvd.reason})" if exc.rcvd else " (no close frame)"
     return name
 
 
@@ -360,12 +360,14 @@ async def _survive(
     attempts = 0
     while time.monotonic() < deadline:
         attempts += 1
+        tried = time.monotonic()
         try:
             t.ws = await open_socket(second, t.token, t.interview_id, before, t.epoch)
             await t.welcome(before, 30)
             break
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, RuntimeError) as exc:
             t.errors.append(f"reconnect: {_describe(exc)}")
+            outcome.setdefault("refused_after_sec", []).append(round(time.monotonic() - tried, 2))
             await asyncio.sleep(0.1)
     else:
         outcome["error"] = "could not reconnect"

@@ -164,6 +164,15 @@ def count_commands(
     for entry in entries:
         if entry.category == "interview" and entry.interview is not None:
             per_interview.setdefault(entry.interview, []).append(entry)
+    for own in per_interview.values():
+        # A question's deadline is scheduled right after the append that asks it; any other ZADD
+        # of the interview is `rearm_deadlines` passing by.
+        asked = False
+        for entry in own:
+            if entry.name == "ZADD" and not asked:
+                entry.category = "deadline re-arm"
+            asked = entry.name == "EVALSHA append" and "question" in entry.events
+        own[:] = [e for e in own if e.category == "interview"]
     delta_cost: list[Entry] = []
     answer_cost: list[Entry] = []
     messages = deltas = answers = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -226,10 +227,11 @@ def generator_lines(r: dict[str, Any]) -> list[str]:
         fixed = str(r["config"]["fixed"])
         for name in ("echo", "engine"):
             m = r["ping"][name][fixed]["median"]
+            server = statistics.median(run["cores"][name] for run in r["ping"][name][fixed]["runs"])
             lines.append(
-                f"(a) {name}: generator {m['generator_cores']:.2f} cores, busiest worker "
-                f"{m['max_generator_worker_cpu']:.0%} of a core; other processes on the machine "
-                f"{m['others_cores']:.2f} cores"
+                f"(a) {name}, {fixed} sockets: server {server:.2f} cores, generator "
+                f"{m['generator_cores']:.2f} cores (busiest worker "
+                f"{m['max_generator_worker_cpu']:.0%} of a core), others {m['others_cores']:.2f}"
             )
     for key, server in (("interviews", "engine"), ("rest", "engine"), ("login_cost12", "engine12")):
         if key in r:
