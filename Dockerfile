@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
 # ---- builder: compile the project and every dependency into wheels --------
-FROM python:3.11-slim AS builder
+FROM python:3.13-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -15,10 +15,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 # ---- runtime ---------------------------------------------------------------
-FROM python:3.11-slim AS runtime
+FROM python:3.13-slim AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,6 +1,12 @@
 # One command to run the product, one to test it. Both set up .venv on a fresh clone.
 # The suite runs in four processes: most tests wait on sockets and servers, not on the CPU.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# CPython 3.13: the newest release every dependency ships wheels for, and free of 3.11's AST
+# recursion-depth bug (python/cpython#106905) that Hypothesis and Schemathesis can trigger.
+# pyenv's shims answer `python3.13` only when that version is selected, hence the direct paths.
+PYTHON_CANDIDATES := python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+	/usr/local/bin/python3.13 /usr/bin/python3.13
+PYTHON ?= $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c \
+	'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && echo $(p))))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,10 +15,13 @@ export PORT
 
 .PHONY: run test lint bench bench-nodes bench-llm seed create-admin schema clean chromium
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package the suite was last run with, so a new release upstream
+# cannot change a run; refresh it deliberately (pip freeze) when upgrading.
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is needed (set PYTHON=/path/to/python3.13)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 run: $(STAMP)

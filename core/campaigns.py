@@ -265,7 +265,7 @@ class CampaignService:
         log.info("campaign sent", extra={"campaign": str(cid), "sent": attempted})
         return attempted
 
-    async def _recipients(self, segment: str, now: datetime) -> AsyncGenerator[list[Doc], None]:
+    async def _recipients(self, segment: str, now: datetime) -> AsyncGenerator[list[Doc]]:
         """Consenting, verified users of the segment, in batches (keyset pagination by _id)."""
         query: Doc = {"marketingConsent": True, "isEmailVerified": True}
         if segment == "subscription_ends_3d":

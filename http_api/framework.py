@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
@@ -53,7 +53,7 @@ class ErrorResponse(ResponseModel):
 
 
 @dataclass
-class Ctx(Generic[B, Q]):
+class Ctx[B: BaseModel, Q: BaseModel]:
     request: Request
     services: AppServices
     body: B

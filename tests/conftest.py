@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis.specs.openapi.schemas  # noqa: F401
 import uvicorn
 from starlette.applications import Starlette
 
@@ -21,10 +20,6 @@ from core.embedded_mongo import EmbeddedMongo
 from core.settings import Settings
 from http_api.app import create_app
 from http_api.services import AppServices
-
-# schemathesis.specs.openapi.schemas is imported above, at collection time: imported lazily deep
-# inside a running test, CPython 3.11's compiler can fail on it with "AST constructor recursion
-# depth mismatch" (fixed in later CPython releases).
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ StreamItem = Delta | Reset | Done
 class Evaluator(Protocol):
     name: str
 
-    def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
+    def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem]:
         """Yield deltas (and resets) as the feedback is written, then exactly one Done."""
         ...
 

@@ -147,7 +147,7 @@ class LocalEvaluator:
     def __init__(self, delay_sec: float = 0.0) -> None:
         self._delay = delay_sec
 
-    async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
+    async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem]:
         evaluation, feedback = grade(request)
         for piece in chunks(feedback):
             if self._delay:

@@ -126,14 +126,14 @@ class OpenAIEvaluator:
 
     # --- the port ------------------------------------------------------------------------------
 
-    async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
+    async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem]:
         # Closing this stream closes the inner one at once (not when it is garbage collected),
         # so a consumer that leaves early releases the HTTP stream and the breaker's trial.
         async with contextlib.aclosing(await self._source(request)) as items:
             async for item in items:
                 yield item
 
-    async def _source(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem, None]:
+    async def _source(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem]:
         """Who grades: the precheck, the cache, the local evaluator (past the budget), the model."""
         checked = precheck(request)
         if checked is not None:
@@ -152,7 +152,7 @@ class OpenAIEvaluator:
 
     async def _graded_by_model(
         self, request: EvaluationRequest, key: str
-    ) -> AsyncGenerator[StreamItem, None]:
+    ) -> AsyncGenerator[StreamItem]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._tuning.deadline_sec
@@ -267,7 +267,7 @@ class OpenAIEvaluator:
 
     async def _stream(
         self, messages: list[ChatCompletionMessageParam], deadline: float, call: StreamedCall
-    ) -> AsyncGenerator[str, None]:
+    ) -> AsyncGenerator[str]:
         """The feedback's text as the model writes it; fills `call` with everything else."""
         t = self._tuning
         body: dict[str, object] = {
@@ -313,14 +313,14 @@ class OpenAIEvaluator:
 
     async def _replay(
         self, evaluation: Evaluation, feedback: str
-    ) -> AsyncGenerator[StreamItem, None]:
+    ) -> AsyncGenerator[StreamItem]:
         for piece in chunks(feedback, self._tuning.replay_words_per_delta):
             yield Delta(piece)
         yield Done(evaluation)
 
     async def _local(
         self, request: EvaluationRequest, source: str, spent: tuple[int, int]
-    ) -> AsyncGenerator[StreamItem, None]:
+    ) -> AsyncGenerator[StreamItem]:
         async for item in self._fallback.evaluate(request):
             if isinstance(item, Done):
                 item = Done(
