@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from core.errors import AppError
+from core.errors import AppError, Unavailable
 from core.logging import interview_id_var, user_id_var
 from core.security import AccessClaims, InvalidToken, TokenService
 from core.settings import Settings, parse_rate
@@ -215,10 +215,14 @@ class SocketSession:
             await self._read_loop(pump, writer)
         except _Close as close:
             await self._close(close.code, close.reason, writer)
-        except BusUnavailable:
+        except (BusUnavailable, Unavailable):
             await self._close(CloseCode.TRY_AGAIN_LATER, "live sessions are unavailable", writer)
         except WebSocketDisconnect:
             pass
+        except Exception:
+            # Whatever went wrong, the client gets a close frame and may reconnect.
+            log.exception("socket session failed")
+            await self._close(CloseCode.INTERNAL_ERROR, "internal error; reconnect", writer)
         finally:
             for task in (pump, writer):
                 if task is not None:
