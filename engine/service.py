@@ -7,6 +7,7 @@ any event is published, so nothing a client was told can be lost.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import contextlib
 import logging
 import random
@@ -91,6 +92,7 @@ class InterviewService:
         self.node_id = settings.node_id
         self.lease_ttl = settings.eval_lease_ttl_sec
         self.open_sockets = 0
+        self.socket_closes: Counter[int] = Counter()  # close code -> sockets this node closed
 
     # --- starting ----------------------------------------------------------------------------
 

@@ -244,6 +244,7 @@ class SocketSession:
     async def _send_close(self, code: int, reason: str) -> None:
         # A client that stopped reading blocks every send, the close frame included: give up
         # after a while and let the server drop the connection.
+        self.service.socket_closes[code] += 1
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):
