@@ -526,7 +526,12 @@ async def test_leases_are_exclusive_and_only_their_owner_renews_or_releases(
     await a.release_lease("eval:1", "node-a")
     assert await b.acquire_lease("eval:1", "node-b", 0.2)
 
-    await asyncio.sleep(0.3)
+    probe = connect()
+
+    async def expired() -> bool:
+        return not await probe.exists(f"{prefix}lease:eval:1")
+
+    await eventually(expired)
 
     assert not await b.renew_lease("eval:1", "node-b", 5)
     assert await a.acquire_lease("eval:1", "node-a", 5)
