@@ -35,26 +35,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _with_services(action: str, email: str = "", password: str = "") -> str:
-    from core.accounts import AccountService
-    from core.container import open_infrastructure
+    from app_services import open_services
     from core.logging import configure_logging
-    from core.security import PasswordHasher, TokenService
-    from engine.questions.repository import QuestionRepository
 
     settings = Settings()
     configure_logging(settings.log_level, settings.node_id)
-    infra = await open_infrastructure(settings, in_process_jobs=True)
+    services = await open_services(settings, in_process_jobs=True)
     try:
         if action == "seed":
-            repo = QuestionRepository(infra.db, infra.cache, settings.question_cache_ttl_sec)
-            return f"seeded {await repo.seed()} questions"
-        hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
-        accounts = AccountService(
-            settings, infra.db, infra.cache, hasher, TokenService(settings), infra.mailer
-        )
-        return f"admin {await accounts.create_admin(email, password)}"
+            return f"seeded {await services.engine.questions.seed()} questions"
+        return f"admin {await services.accounts.create_admin(email, password)}"
     finally:
-        await infra.close()
+        await services.close()
 
 
 def _seed(args: argparse.Namespace) -> int:

@@ -7,19 +7,20 @@ any event is published, so nothing a client was told can be lost.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import contextlib
 import logging
 import random
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
+from core.accounts import CandidateProfile
 from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.logging import interview_id_var
 from core.settings import Settings
@@ -60,6 +61,12 @@ EVALUATION_BUDGET_SEC = 120.0
 StartGuard = Callable[[str], Any]
 
 
+class Candidates(Protocol):
+    """Where the engine reads the users it interviews (the accounts service)."""
+
+    async def candidate_profile(self, user_id: str) -> CandidateProfile | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     interview_id: str
@@ -75,7 +82,7 @@ class InterviewService:
         bus: SessionBus,
         live: LiveStore,
         evaluator: Evaluator,
-        users: Any,
+        candidates: Candidates,
         start_guard: StartGuard | None = None,
     ) -> None:
         self.settings = settings
@@ -85,7 +92,7 @@ class InterviewService:
         self.live = live
         self.evaluator = evaluator
         self.fallback = LocalEvaluator()
-        self._users = users
+        self._candidates = candidates
         self._start_guard = start_guard
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -97,14 +104,14 @@ class InterviewService:
     # --- starting ----------------------------------------------------------------------------
 
     async def start_interview(self, user_id: str, level: str, language: str | None) -> Started:
-        user = await self._users.find_one({"_id": ObjectId(user_id)})
-        if user is None:
+        profile = await self._candidates.candidate_profile(user_id)
+        if profile is None:
             raise NotFound("No such user", code="user_not_found")
-        if not user.get("isEmailVerified"):
+        if not profile.verified:
             raise Forbidden("Confirm your email address first", code="email_not_verified")
         if self._start_guard is not None:
             await self._start_guard(user_id)
-        lang = language or user.get("language", "ru")
+        lang = language or profile.language
         bank = await self.questions.active_for_level(level)
         history = await self.store.selection_history(user_id, level)
         candidates = [
@@ -212,7 +219,7 @@ class InterviewService:
 
     async def _publish_and_run(self, state: InterviewState, out: Transition) -> None:
         if out.events:
-            out.events = await self.bus.append(state.interview_id, out.events)
+            out.published = await self.bus.append(state.interview_id, out.events)
         for effect in out.effects:
             if isinstance(effect, ScheduleDeadline):
                 await self.live.schedule(state.interview_id, effect.at)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,20 +18,12 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from core.accounts import AccountService
-from core.billing import build_billing, periodic_jobs
-from core.campaigns import build_campaigns, register_campaign_jobs
-from core.container import open_infrastructure
+from app_services import open_services
 from core.errors import AppError
 from core.logging import configure_logging
-from core.security import AccessClaims, PasswordHasher, TokenService
+from core.security import AccessClaims
 from core.settings import Settings
-from core.support import build_support
-from core.tasks import periodic
 from engine.bus.base import BusUnavailable
-from engine.container import build_engine
-from engine.questions.admin import QuestionAdmin
-from engine.socket import SocketSession
 from http_api import errors
 from http_api.framework import Router
 from http_api.middleware import (
@@ -56,6 +47,7 @@ from http_api.routes import (
     web,
 )
 from http_api.services import AppServices
+from http_api.ws import serve_socket
 from protocol.v1.messages import PATH as SOCKET_PATH
 from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
@@ -94,46 +86,6 @@ def api_router() -> Router:
     return router
 
 
-async def _open_services(settings: Settings) -> AppServices:
-    infra = await open_infrastructure(settings)
-    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
-    tokens = TokenService(settings)
-    accounts = AccountService(settings, infra.db, infra.cache, hasher, tokens, infra.mailer)
-    billing_service = build_billing(infra)
-    engine = build_engine(infra, start_guard=billing_service.start_guard)
-    campaigns = build_campaigns(infra)
-    register_campaign_jobs(infra.jobs, campaigns)
-    services = AppServices(
-        settings,
-        infra,
-        hasher,
-        tokens,
-        accounts,
-        engine,
-        support=build_support(infra),
-        campaigns=campaigns,
-        question_admin=QuestionAdmin(infra.db, engine.questions),
-        billing=billing_service,
-    )
-    try:
-        if not settings.is_production:
-            await engine.questions.seed_if_changed()
-        in_process = not settings.celery_broker_url
-        await engine.start_background(abandon_in_process=in_process)
-        if in_process:  # no Celery beat: run the periodic jobs here
-            campaign_loop = periodic("campaigns", 60.0, campaigns.run_due)
-            services.loops.append(asyncio.create_task(campaign_loop))
-            billing_service.start_background(periodic_jobs(billing_service))
-    except BaseException:
-        await services.close()
-        raise
-    log.info(
-        "node ready",
-        extra={"components": infra.components, "evaluator": engine.service.evaluator.name},
-    )
-    return services
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the whole product from `settings` (the environment when omitted)."""
     settings = settings or Settings()
@@ -144,7 +96,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await _open_services(settings)
+        services = await open_services(settings)
+        try:
+            await services.start_node()
+        except BaseException:
+            await services.close()
+            raise
         app.state.services = services
         app.state.support = services.support
         app.state.campaigns = services.campaigns
@@ -173,10 +130,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async def still_valid(claims: AccessClaims) -> bool:
             return claims.issued_at >= await services.accounts.tokens_valid_after(claims.user_id)
 
-        session = SocketSession(
+        await serve_socket(
             websocket, services.engine.service, services.tokens, still_valid, settings
         )
-        await session.run()
 
     routes: list[BaseRoute] = [
         *health.routes,

@@ -1,7 +1,7 @@
 """Celery: the worker runs named jobs from the shared registry; beat schedules the periodic ones.
 
-    celery -A workers.celery_app:celery_app worker
-    celery -A workers.celery_app:celery_app beat
+celery -A workers.celery_app:celery_app worker
+celery -A workers.celery_app:celery_app beat
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from core.billing import build_billing
 from core.billing.jobs import EXPIRE_JOB, REMIND_FAILED_JOB, REMIND_RENEWAL_JOB
-from core.campaigns import RUN_DUE_JOB, build_campaigns, register_campaign_jobs
+from core.campaigns import RUN_DUE_JOB
 from core.celery_queue import RUN_JOB_TASK
-from core.container import Infrastructure
 from core.settings import Settings
 from core.tasks import RetryableJobError, backoff_delay
-from engine.container import ABANDON_JOB, Engine
-from workers.runtime import WorkerRuntime, job_installer
+from engine.container import ABANDON_JOB
+from workers.runtime import WorkerRuntime
 
 MAX_RETRIES = 8
 
@@ -31,16 +29,6 @@ BEAT_JOBS: dict[str, tuple[str, float]] = {
     "billing-renewal-reminders": (REMIND_RENEWAL_JOB, 3600.0),
     "billing-failed-reminders": (REMIND_FAILED_JOB, 3600.0),
 }
-
-
-@job_installer
-async def _campaign_jobs(infra: Infrastructure, engine: Engine) -> None:
-    register_campaign_jobs(infra.jobs, build_campaigns(infra))
-
-
-@job_installer
-async def _billing_jobs(infra: Infrastructure, engine: Engine) -> None:
-    build_billing(infra)  # registers the billing jobs (renewal set-up runs on workers)
 
 
 def create_celery(settings: Settings) -> Celery:
