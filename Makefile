@@ -40,7 +40,7 @@ chromium:
 		(apt-get update && apt-get install -y chromium) || \
 		echo "could not install chromium: the browser tests will fail (or set CHROMIUM_PATH)" >&2
 
-test: $(STAMP) chromium
+test: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/python -m core.cli export-schema --check
 	$(BIN)/pytest -n 4 --dist loadfile
 

@@ -21,7 +21,6 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("user", "admin")
 TOKENS_VALID_AFTER_KEY = "tva:"
 
 

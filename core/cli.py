@@ -65,18 +65,24 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 
 def _export_schema(args: argparse.Namespace) -> int:
+    from protocol.v1.asyncapi import ASYNCAPI_PATH, asyncapi_document
     from protocol.v1.schema import SCHEMA_PATH, protocol_schema
 
-    text = json.dumps(protocol_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    path = Path(args.output) if args.output else SCHEMA_PATH
-    if args.check:
-        if not path.exists() or path.read_text("utf-8") != text:
-            print(f"{path} is out of date: run `make schema`", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(text, "utf-8")
-    print(f"wrote {path}")
-    return 0
+    documents = [(SCHEMA_PATH, protocol_schema()), (ASYNCAPI_PATH, asyncapi_document())]
+    if args.output:
+        documents = documents[:1]
+    stale = 0
+    for default, document in documents:
+        text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        path = Path(args.output) if args.output else default
+        if args.check:
+            if not path.exists() or path.read_text("utf-8") != text:
+                print(f"{path} is out of date: run `make schema`", file=sys.stderr)
+                stale += 1
+            continue
+        path.write_text(text, "utf-8")
+        print(f"wrote {path}")
+    return 1 if stale else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     admin.add_argument("--email")
     admin.set_defaults(func=_create_admin)
-    schema = sub.add_parser("export-schema", help="write the protocol's JSON Schema")
+    schema = sub.add_parser(
+        "export-schema", help="write the protocol's JSON Schema and AsyncAPI document"
+    )
     schema.add_argument("--output")
     schema.add_argument(
         "--check", action="store_true", help="fail if the checked-in schema is stale"

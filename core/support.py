@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TicketStatus = Literal["new", "in-progress", "resolved"]
-STATUSES: tuple[TicketStatus, ...] = ("new", "in-progress", "resolved")
 SUBJECT_MAX_CHARS = 200
 MAX_RESPONSES = 200  # bounds the document: every response may be support_message_max_chars long
 LIMIT_WINDOW = timedelta(days=1)

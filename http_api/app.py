@@ -49,6 +49,7 @@ from http_api.routes import (
 from http_api.services import AppServices
 from http_api.ws import serve_socket
 from protocol.v1.messages import PATH as SOCKET_PATH
+from protocol.v1.asyncapi import ASYNCAPI_PATH as PROTOCOL_ASYNCAPI
 from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def protocol_schema(request: Request) -> FileResponse:
         return FileResponse(PROTOCOL_SCHEMA, media_type="application/schema+json")
 
+    async def protocol_asyncapi(request: Request) -> FileResponse:
+        return FileResponse(PROTOCOL_ASYNCAPI, media_type="application/json")
+
     async def docs(request: Request) -> HTMLResponse:
         return HTMLResponse(DOCS_HTML)
 
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *health.routes,
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/protocol/v1/schema.json", protocol_schema, methods=["GET"]),
+        Route("/protocol/v1/asyncapi.json", protocol_asyncapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/docs/init.js", docs_init, methods=["GET"]),
         Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),

@@ -207,8 +207,8 @@ class Snapshot(ServerFrame):
     status: str
     currentQuestionId: str | None
     deadline: Timestamp | None
-    questions: list[SnapshotQuestion]
     total: int
+    questions: list[SnapshotQuestion]
     score: int | None
     passed: bool | None
     feedback: str | None
