@@ -117,6 +117,8 @@ class Settings(BaseSettings):
 
     # Evaluator
     local_evaluator_delay_sec: float = Field(default=0.01, ge=0, le=1)
+    # Feedback deltas that come within this window go out as one event (the first at once).
+    feedback_coalesce_ms: int = Field(default=30, ge=0, le=1000)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o"

@@ -13,7 +13,7 @@ import random
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -25,7 +25,15 @@ from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.logging import interview_id_var
 from core.settings import Settings
 from engine.bus.base import LiveStore, SessionBus
-from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
+from engine.evaluator.base import (
+    Delta,
+    Done,
+    Evaluation,
+    EvaluationRequest,
+    Evaluator,
+    Reset,
+    StreamItem,
+)
 from engine.evaluator.local import LocalEvaluator
 from engine.questions.repository import QuestionRepository
 from engine.questions.selection import Candidate, select
@@ -315,7 +323,8 @@ class InterviewService:
         """Stream the evaluator's feedback; on failure say so and let the local evaluator finish.
 
         Deltas and resets change no state, so they are checked against the snapshot taken when
-        the evaluation started: no state read per token, one bus append each.
+        the evaluation started: no state read per token. Deltas that arrive within the coalescing
+        window go out as one event: the first at once, the rest at most once a window.
         """
         question_id = request.question_id
         for evaluator in (self.evaluator, self.fallback):
@@ -323,7 +332,7 @@ class InterviewService:
             try:
                 async with (
                     asyncio.timeout(EVALUATION_BUDGET_SEC),
-                    contextlib.aclosing(evaluator.evaluate(request)) as items,
+                    contextlib.aclosing(self._coalesced(evaluator, request)) as items,
                 ):
                     async for item in items:
                         if isinstance(item, Delta):
@@ -341,6 +350,68 @@ class InterviewService:
             if streamed:
                 await self._emit(state, EvaluationReset(question_id, "evaluator_unavailable"))
         raise RuntimeError("the local evaluator produced no result")
+
+    async def _coalesced(
+        self, evaluator: Evaluator, request: EvaluationRequest
+    ) -> AsyncGenerator[StreamItem]:
+        """The evaluator's items with deltas merged over `feedback_coalesce_ms`."""
+        window = self.settings.feedback_coalesce_ms / 1000
+        if window <= 0:
+            async with contextlib.aclosing(evaluator.evaluate(request)) as items:
+                async for item in items:
+                    yield item
+            return
+        # A reader task feeds a queue, so that waiting for the window never cancels the
+        # evaluator's own stream halfway through a read.
+        queue: asyncio.Queue[StreamItem | BaseException | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async with contextlib.aclosing(evaluator.evaluate(request)) as items:
+                    async for item in items:
+                        queue.put_nowait(item)
+                queue.put_nowait(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # handed to the consumer, raised there
+                queue.put_nowait(exc)
+
+        reader = asyncio.create_task(read(), name="evaluator-reader")
+        loop = asyncio.get_running_loop()
+        pending: list[str] = []
+        due = 0.0  # when the held deltas must go out
+        got: StreamItem | BaseException | None
+        try:
+            while True:
+                try:
+                    if pending:
+                        async with asyncio.timeout_at(due):
+                            got = await queue.get()
+                    else:
+                        got = await queue.get()
+                except TimeoutError:
+                    yield Delta("".join(pending))
+                    pending, due = [], loop.time() + window
+                    continue
+                if isinstance(got, Delta):
+                    if pending or loop.time() < due:
+                        pending.append(got.text)
+                    else:
+                        yield got
+                        due = loop.time() + window
+                    continue
+                if pending:
+                    yield Delta("".join(pending))
+                    pending = []
+                if got is None:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
 
     async def _emit(self, state: InterviewState, event: EvaluationToken | EvaluationReset) -> None:
         out = handle(state, event)

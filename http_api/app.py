@@ -48,8 +48,8 @@ from http_api.routes import (
 )
 from http_api.services import AppServices
 from http_api.ws import serve_socket
-from protocol.v1.messages import PATH as SOCKET_PATH
 from protocol.v1.asyncapi import ASYNCAPI_PATH as PROTOCOL_ASYNCAPI
+from protocol.v1.messages import PATH as SOCKET_PATH
 from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
 log = logging.getLogger(__name__)
