@@ -116,7 +116,9 @@ async def _open_services(settings: Settings) -> AppServices:
         billing=billing_service,
     )
     try:
-        if not settings.is_production:
+        if settings.is_production:  # the seed step of a deployment updates the bank
+            await engine.questions.seed_if_empty()
+        else:
             await engine.questions.seed_if_changed()
         in_process = not settings.celery_broker_url
         await engine.start_background(abandon_in_process=in_process)

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from core.backup import BACKUP_JOB, register_backup_job
 from core.billing import build_billing
 from core.billing.jobs import EXPIRE_JOB, REMIND_FAILED_JOB, REMIND_RENEWAL_JOB
 from core.campaigns import RUN_DUE_JOB, build_campaigns, register_campaign_jobs
@@ -43,6 +44,11 @@ async def _billing_jobs(infra: Infrastructure, engine: Engine) -> None:
     build_billing(infra)  # registers the billing jobs (renewal set-up runs on workers)
 
 
+@job_installer
+async def _backup_job(infra: Infrastructure, engine: Engine) -> None:
+    register_backup_job(infra.jobs, infra.db.db, infra.settings)
+
+
 def create_celery(settings: Settings) -> Celery:
     """The Celery app object; it opens no connection until a worker or a sender uses it."""
     app = Celery("interview-platform", broker=settings.celery_broker_url or "memory://")
@@ -54,11 +60,18 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        task_default_queue=settings.celery_queue,
         beat_schedule={
             key: {"task": RUN_JOB_TASK, "schedule": every, "args": [job, {}]}
             for key, (job, every) in BEAT_JOBS.items()
         },
     )
+    if settings.backup_interval_sec:
+        app.conf.beat_schedule["backup"] = {
+            "task": RUN_JOB_TASK,
+            "schedule": float(settings.backup_interval_sec),
+            "args": [BACKUP_JOB, {}],
+        }
 
     @app.task(name=RUN_JOB_TASK, bind=True, max_retries=MAX_RETRIES, shared=False)  # type: ignore[untyped-decorator]
     def run_job(self: Task, name: str, payload: dict[str, Any]) -> None:
