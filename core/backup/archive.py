@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,10 +121,23 @@ class Manifest:
             raise BackupError(f"manifest.json is not valid ({exc.__class__.__name__})") from None
 
 
+# What reading a damaged .tar.gz raises (gzip CRC or length, a cut stream, bad tar headers).
+DAMAGE = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
+
+
+def read(stream: IO[bytes], size: int, name: str) -> bytes:
+    """`size` bytes (fewer at the end) of an archive member; damage becomes a BackupError."""
+    try:
+        return stream.read(size)
+    except DAMAGE as exc:
+        detail = str(exc) or exc.__class__.__name__
+        raise BackupError(f"{name}: the archive is damaged ({detail})") from None
+
+
 def iter_documents(stream: IO[bytes], name: str) -> Iterator[bytes]:
     """The raw BSON documents of a .bson stream, each checked for its length and terminator."""
     while True:
-        head = stream.read(4)
+        head = read(stream, 4, f"collection {name}")
         if not head:
             return
         if len(head) < 4:
@@ -131,7 +145,7 @@ def iter_documents(stream: IO[bytes], name: str) -> Iterator[bytes]:
         length = int.from_bytes(head, "little")
         if length < 5:
             raise BackupError(f"collection {name}: a document has an invalid length")
-        rest = stream.read(length - 4)
+        rest = read(stream, length - 4, f"collection {name}")
         if len(rest) != length - 4 or rest[-1:] != b"\x00":
             raise BackupError(f"collection {name}: truncated document")
         yield head + rest
@@ -159,7 +173,7 @@ def _open(path: Path) -> tarfile.TarFile:
         raise BackupError(f"{path}: no such file")
     try:
         return tarfile.open(path, "r:gz")
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except DAMAGE as exc:
         raise BackupError(f"{path.name} is not a readable .tar.gz archive ({exc})") from None
 
 
@@ -170,7 +184,7 @@ def members(path: Path) -> Iterator[tuple[str, IO[bytes] | None]]:
             for member in tar:
                 stream = tar.extractfile(member) if member.isfile() else None
                 yield member.name, stream
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        except DAMAGE as exc:
             detail = str(exc) or exc.__class__.__name__
             raise BackupError(f"{path.name} is damaged ({detail})") from None
 
@@ -181,7 +195,7 @@ def verify_archive(path: Path) -> Manifest:
     seen: set[str] = set()
     for name, stream in members(path):
         if name == MANIFEST and stream is not None:
-            manifest = Manifest.from_json(stream.read())
+            manifest = Manifest.from_json(read(stream, -1, MANIFEST))
             continue
         if manifest is None:
             raise BackupError(f"{path.name}: manifest.json must come first in the archive")
