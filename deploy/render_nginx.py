@@ -3,8 +3,8 @@
     python deploy/render_nginx.py --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002 \
         --listen 127.0.0.1:8080 > /tmp/site.conf
 
-Only the `server` lines of the `upstream api` block and the `listen` line change; every other
-line is the file compose runs. The test suite renders it for loopback nodes, and a blue-green
+Only the `server` lines of the upstream blocks and the `listen` line change; every other line is
+the file compose runs. The test suite renders it for loopback nodes, and a blue-green
 switch renders it for the new colour's nodes. `resolve` is kept for host names and dropped for
 IP addresses (there is nothing to resolve).
 """
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
-UPSTREAM = re.compile(r"(?ms)^(upstream api \{\n)(.*?)(^\})")
+UPSTREAM = re.compile(r"(?ms)^(upstream [\w-]+ \{\n)(.*?)(^\})")
 SERVER = re.compile(r"^(\s*)server\s+(\S+)((?:\s+[^;\s]+)*);\s*$")
 LISTEN = re.compile(r"(?m)^(\s*)listen\s+\S+;")
 
@@ -36,28 +36,34 @@ def _is_ip(address: str) -> bool:
     return True
 
 
-def render(template: str, upstreams: list[str], listen: str) -> str:
-    """The template with `upstreams` in `upstream api` and `listen` as the listen address."""
-    if not upstreams:
-        raise RenderError("at least one upstream address is needed")
-    block = UPSTREAM.search(template)
-    if block is None:
-        raise RenderError("no `upstream api { ... }` block in the template")
-    lines = block.group(2).splitlines(keepends=True)
-    servers = [(i, SERVER.match(line)) for i, line in enumerate(lines)]
-    found = [(i, m) for i, m in servers if m is not None]
+def _render_block(body: str, upstreams: list[str]) -> str:
+    lines = body.splitlines(keepends=True)
+    found = [(i, m) for i, m in ((i, SERVER.match(line)) for i, line in enumerate(lines)) if m]
     if not found:
-        raise RenderError("no server lines in `upstream api`")
-    indent = found[0][1].group(1)
-    params = [p for p in found[0][1].group(3).split() if p]
+        raise RenderError("an upstream block without server lines")
+    first, match = found[0]
+    indent, params = match.group(1), match.group(3).split()
     rendered = []
     for address in upstreams:
         own = [p for p in params if not (p == "resolve" and _is_ip(address))]
         rendered.append(f"{indent}server {' '.join([address, *own])};\n")
-    first = found[0][0]
-    kept = [line for i, line in enumerate(lines) if i not in {j for j, _ in found}]
-    body = kept[:first] + rendered + kept[first:]
-    text = template[: block.start(2)] + "".join(body) + template[block.end(2) :]
+    servers = {i for i, _ in found}
+    kept = [line for i, line in enumerate(lines) if i not in servers]
+    return "".join(kept[:first] + rendered + kept[first:])
+
+
+def render(template: str, upstreams: list[str], listen: str) -> str:
+    """The template with `upstreams` in every upstream block and `listen` as the listen address.
+
+    Each block keeps the parameters of its first server line for every new server.
+    """
+    if not upstreams:
+        raise RenderError("at least one upstream address is needed")
+    text, count = UPSTREAM.subn(
+        lambda m: m.group(1) + _render_block(m.group(2), upstreams) + m.group(3), template
+    )
+    if count == 0:
+        raise RenderError("no upstream block in the template")
     text, count = LISTEN.subn(lambda m: f"{m.group(1)}listen {listen};", text)
     if count != 1:
         raise RenderError(f"expected one listen line in the template, found {count}")
