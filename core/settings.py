@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     support_tickets_per_day: int = 5
     support_message_max_chars: int = 5000
 
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

@@ -190,9 +190,7 @@ class BillingService:
     def require_payments(self) -> None:
         """Refuse anything that would take money while payments are off."""
         if not self.payments_enabled:
-            raise PaymentsUnavailable(
-                "Subscriptions are not available at the moment", code="payments_unavailable"
-            )
+            raise PaymentsUnavailable("Subscriptions are not available at the moment")
 
     async def find_order(self, order_id: str) -> Doc | None:
         return await self.orders.find_one({"_id": order_id})

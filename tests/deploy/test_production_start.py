@@ -120,3 +120,6 @@ def test_production_notes_say_where_mail_goes(tmp_path: Path) -> None:
         **configured,
     )
     assert full.production_notes() == []
+    assert make_settings("mongodb://db", tmp_path, backup_dir="").backup_path == (
+        tmp_path / "backups"
+    ), "an empty BACKUP_DIR means the default"
