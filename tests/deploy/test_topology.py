@@ -305,6 +305,8 @@ def probing(prober: Prober) -> Iterator[None]:
 # --- the test -------------------------------------------------------------------------------------
 
 
+# Eight processes start and two restart: a loaded machine needs more than the default limit.
+@pytest.mark.timeout(300)
 async def test_a_whole_interview_through_nginx_survives_a_node_killed_mid_stream(
     topology: Topology,
 ) -> None:
