@@ -120,11 +120,12 @@ async def topology(tmp_path: Path) -> AsyncIterator[Topology]:
     nginx = Nginx(tmp_path, [])
     env = topology_env(mongo.url, redis.url, queue, nginx.url, data)
     procs: list[Proc] = []
+    nodes: dict[str, Node] = {}
     try:
         # compose's `seed` service: runs to its end before the nodes start.
         seeded = run_command(["seed"], env)
         assert seeded.returncode == 0, seeded.stderr
-        nodes = {name: Node.create(name, env, tmp_path) for name in ("api1", "api2")}
+        nodes.update({name: Node.create(name, env, tmp_path) for name in ("api1", "api2")})
         celery = ["celery", "-A", "workers.celery_app:celery_app"]
         worker = python(
             "worker",
@@ -138,8 +139,8 @@ async def topology(tmp_path: Path) -> AsyncIterator[Topology]:
             {**env, "NODE_ID": "beat"},
             tmp_path / "beat.log",
         )
-        procs = [*nodes.values(), worker, beat]
-        for proc in procs:
+        procs = [worker, beat]
+        for proc in [*nodes.values(), *procs]:
             proc.start()
         for node in nodes.values():
             await node.wait_ready()
@@ -148,7 +149,8 @@ async def topology(tmp_path: Path) -> AsyncIterator[Topology]:
         yield Topology(data, nginx, nodes, worker, beat, env)
     finally:
         nginx.stop()
-        for proc in procs:
+        # The test replaces a node it restarts in `nodes`: stop whatever runs now.
+        for proc in [*nodes.values(), *procs]:
             proc.stop(timeout=20)
         redis.stop()
         mongo.stop()
