@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from core.accounts import AccountService
+from core.backup import register_backup_job
 from core.billing import BillingService, build_billing, periodic_jobs
 from core.campaigns import CampaignService, build_campaigns, register_campaign_jobs
 from core.container import Infrastructure, open_infrastructure
@@ -45,7 +46,9 @@ class AppServices:
 
     async def start_node(self) -> None:
         """What a web node runs besides serving: timers, and the periodic jobs without Celery."""
-        if not self.settings.is_production:
+        if self.settings.is_production:  # the seed step of a deployment updates the bank
+            await self.engine.questions.seed_if_empty()
+        else:
             await self.engine.questions.seed_if_changed()
         in_process = not self.settings.celery_broker_url
         await self.engine.start_background(abandon_in_process=in_process)
@@ -88,6 +91,7 @@ async def open_services(settings: Settings, *, in_process_jobs: bool = False) ->
         engine = build_engine(infra, accounts, start_guard=billing.start_guard)
         campaigns = build_campaigns(infra)
         register_campaign_jobs(infra.jobs, campaigns)
+        register_backup_job(infra.jobs, infra.db.db, settings)
         return AppServices(
             settings=settings,
             infra=infra,

@@ -116,7 +116,7 @@ async def open_infrastructure(
     if settings.celery_broker_url and not in_process_jobs:
         from core.celery_queue import CeleryTaskQueue
 
-        queue = CeleryTaskQueue(settings.celery_broker_url)
+        queue = CeleryTaskQueue(settings.celery_broker_url, settings.celery_queue)
     else:
         queue = InProcessTaskQueue(jobs)
     components = {

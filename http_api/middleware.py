@@ -100,19 +100,24 @@ class SecurityHeadersMiddleware:
                 b"base-uri 'none'; form-action 'self'"
             ),
         }
-        if settings.is_production:
-            headers[b"strict-transport-security"] = b"max-age=31536000; includeSubDomains"
         self.headers = list(headers.items())
+        # HSTS only on HTTPS: the scheme is https over TLS or behind a trusted proxy that says
+        # X-Forwarded-Proto: https (uvicorn's proxy headers, FORWARDED_ALLOW_IPS).
+        self.hsts = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
+        self.production = settings.is_production
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        wanted = self.headers
+        if self.production and scope.get("scheme") == "https":
+            wanted = [*self.headers, *self.hsts]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.headers if k not in present]
+                extra = [(k, v) for k, v in wanted if k not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

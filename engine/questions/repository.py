@@ -87,6 +87,17 @@ class QuestionRepository:
         log.info("question bank seeded", extra={"questions": count})
         return True
 
+    async def seed_if_empty(self) -> bool:
+        """Seed an empty bank (a production database's first start); never touch a full one.
+
+        Several nodes may start at once: the seed upserts by slug, so they agree.
+        """
+        if await self._questions.find_one({}, projection={"_id": 1}) is not None:
+            return False
+        count = await self.seed()
+        log.info("empty question bank seeded", extra={"questions": count})
+        return True
+
     async def invalidate(self) -> None:
         await self._cache.delete(*(CACHE_KEY + level for level in LEVELS))
 

@@ -94,15 +94,20 @@ async def test_a_sane_request_id_is_echoed_and_an_odd_one_replaced(
     assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
 
 
-@pytest.mark.parametrize(("env", "hsts"), [("production", True), ("test", False)])
-async def test_hsts_is_sent_in_production_only(tmp_path: Any, env: str, hsts: bool) -> None:
+@pytest.mark.parametrize(
+    ("env", "scheme", "hsts"),
+    [("production", "https", True), ("production", "http", False), ("test", "https", False)],
+)
+async def test_hsts_is_sent_over_https_in_production_only(
+    tmp_path: Any, env: str, scheme: str, hsts: bool
+) -> None:
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         await PlainTextResponse("ok")(scope, receive, send)
 
     settings = make_settings("mongodb://unused", tmp_path, app_env=env)
     app = SecurityHeadersMiddleware(inner, settings)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=app), base_url=f"{scheme}://testserver"
     ) as http:
         response = await http.get("/")
     assert response.headers["x-content-type-options"] == "nosniff"
