@@ -11,56 +11,66 @@ from load.measure import Row, Table, describe_machine, ms, ratio, verdict
 BASELINES = ("echo", "starlette")
 
 
-def _three(r: dict[str, Any], fixed: str, key: str, fmt: str) -> tuple[list[float], list[str]]:
-    values = [r["ping"][name][fixed]["median"][key] for name in (*BASELINES, "product")]
-    return values, [fmt.format(v) for v in values]
+def _medians(r: dict[str, Any], key: str) -> list[float]:
+    """`key` at the headline concurrency: echo, Starlette, product."""
+    fixed = str(r["config"]["fixed"])
+    return [r["ping"][name][fixed]["median"][key] for name in (*BASELINES, "product")]
+
+
+def _row(
+    figure: str,
+    values: list[float],
+    fmt: str,
+    digits: int = 2,
+    target: str = "",
+    ok: bool | None = None,
+) -> Row:
+    cells = [fmt.format(v) for v in values]
+    return Row(
+        figure,
+        (cells[0], cells[1]),
+        cells[2],
+        ratio(values[2], values[0], digits),
+        target,
+        verdict(ok) if target else "",
+    )
 
 
 def ping_rows(r: dict[str, Any]) -> list[Row]:
-    fixed = str(r["config"]["fixed"])
-    rows = []
-    (echo, _, product), cells = _three(r, fixed, "round_trips_per_s", "{:.0f}")
-    rows.append(
-        Row(
+    fixed = r["config"]["fixed"]
+    rate = _medians(r, "round_trips_per_s")
+    p50 = _medians(r, "p50_ms")
+    p99 = _medians(r, "p99_ms")
+    cpu_us = _medians(r, "server_cpu_us_per_round_trip")
+    per_cpu_second = [1e6 / v for v in cpu_us]
+    limit = max(3 * p99[0], p99[0] + 5)
+    return [
+        _row(
             f"(a) round trips/s, {fixed} sockets",
-            tuple(cells[:2]),
-            cells[2],
-            ratio(product, echo, 3),
+            rate,
+            "{:.0f}",
+            3,
             "product >= 0.5x echo",
-            verdict(product >= 0.5 * echo),
-        )
-    )
-    (echo, _, product), cells = _three(r, fixed, "p50_ms", "{:.1f} ms")
-    rows.append(Row("(a) round trip p50", tuple(cells[:2]), cells[2], ratio(product, echo)))
-    (echo, _, product), cells = _three(r, fixed, "p99_ms", "{:.1f} ms")
-    limit = max(3 * echo, echo + 5)
-    rows.append(
-        Row(
+            rate[2] >= 0.5 * rate[0],
+        ),
+        _row("(a) round trip p50", p50, "{:.1f} ms"),
+        _row(
             "(a) round trip p99",
-            tuple(cells[:2]),
-            cells[2],
-            ratio(product, echo),
-            f"<= max(3x, +5 ms) = {limit:.1f} ms",
-            verdict(product <= limit),
-        )
-    )
-    (echo, _, product), _ = _three(r, fixed, "server_cpu_us_per_round_trip", "{:.0f}")
-    per_cpu = [1e6 / v for v in _three(r, fixed, "server_cpu_us_per_round_trip", "{}")[0]]
-    rows.append(
-        Row(
+            p99,
+            "{:.1f} ms",
+            target=f"<= max(3x, +5 ms) = {limit:.1f} ms",
+            ok=p99[2] <= limit,
+        ),
+        _row(
             "(a) round trips per server CPU-second",
-            tuple(f"{v:.0f}" for v in per_cpu[:2]),
-            f"{per_cpu[2]:.0f}",
-            ratio(per_cpu[2], per_cpu[0], 3),
+            per_cpu_second,
+            "{:.0f}",
+            3,
             "product >= 0.5x echo",
-            verdict(per_cpu[2] >= 0.5 * per_cpu[0]),
-        )
-    )
-    (echo, _, product), cells = _three(r, fixed, "server_cpu_us_per_round_trip", "{:.0f} us")
-    rows.append(
-        Row("(a) server CPU per round trip", tuple(cells[:2]), cells[2], ratio(product, echo))
-    )
-    return rows
+            per_cpu_second[2] >= 0.5 * per_cpu_second[0],
+        ),
+        _row("(a) server CPU per round trip", cpu_us, "{:.0f} us"),
+    ]
 
 
 def memory_rows(r: dict[str, Any]) -> list[Row]:
