@@ -39,7 +39,15 @@ from typing import Any
 from load.baselines import BaselineServer
 from load.bench_clients import SocketLoadFactory, Ticket
 from load.bench_report import render, write_plot
-from load.harness import HOST, MongoServer, ProcessTree, ProductNode, product_env, raise_nofile
+from load.harness import (
+    HOST,
+    ROOT,
+    MongoServer,
+    ProcessTree,
+    ProductNode,
+    product_env,
+    raise_nofile,
+)
 from load.measure import (
     RAISED_LIMITS,
     RESULTS,
@@ -545,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render(results))
     written = [write_results(results, args.out / f"{label}.json")]
-    if write_plot(results, args.out / f"{label}.png"):
-        written.append(args.out / f"{label}.png")
+    png = args.out / f"{label}.png"
+    if write_plot(results, png):
+        written.append(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png)
     print()
     for path in written:
         print(f"wrote {path}")

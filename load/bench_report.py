@@ -282,7 +282,7 @@ def write_plot(r: dict[str, Any], path: Path) -> bool:
         ax.legend()
     lat_ax.set_yscale("log")
     lat_ax.set_ylabel("round trip (ms)")
-    lat_ax.set_title("ping -> pong (product) vs echo: latency")
+    lat_ax.set_title("ping -> pong (product) vs the echo baselines: latency")
     rate_ax.set_ylabel("round trips / s")
     rate_ax.set_title("throughput")
     cpu_ax.set_ylabel("server CPU per round trip (us)")
