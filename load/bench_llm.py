@@ -337,8 +337,7 @@ def run(options: Options, tmp: Path, mongo_url: str) -> dict[str, Any]:
             fake.start()
         product.start()
         log("baseline: the SDK straight to the fake")
-        base_stats = baseline(fake_url, options)
-        results["baseline"] = asdict(asyncio.run(base_stats))
+        results["baseline"] = asdict(asyncio.run(baseline(fake_url, options)))
 
         started = time.monotonic()
         accounts = asyncio.run(
