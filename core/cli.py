@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         port=settings.port,
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         ws_ping_interval=settings.ws_ping_interval_sec,
         ws_ping_timeout=settings.ws_ping_interval_sec,
         log_config=None,

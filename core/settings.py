@@ -131,6 +131,9 @@ class Settings(BaseSettings):
 
     # Evaluator
     local_evaluator_delay_sec: float = Field(default=0.01, ge=0, le=1)
+    # Off by default: most frames are small JSON deltas, which cost more CPU to compress than
+    # the bytes they save are worth (load/README.md has the measurement).
+    ws_per_message_deflate: bool = False
     # Feedback deltas that come within this window go out as one event (the first at once).
     feedback_coalesce_ms: int = Field(default=30, ge=0, le=1000)
     openai_api_key: SecretStr | None = None

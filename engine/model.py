@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -81,9 +81,35 @@ class InterviewState:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
+        """Plain data for the live store (and a copy the state shares no list with)."""
+        return {
+            "interview_id": self.interview_id,
+            "user_id": self.user_id,
+            "level": self.level,
+            "language": self.language,
+            "pass_threshold": self.pass_threshold,
+            "questions": [
+                {
+                    "question_id": q.question_id,
+                    "text": q.text,
+                    "tags": list(q.tags),
+                    "time_limit_sec": q.time_limit_sec,
+                    "answer": q.answer,
+                    "client_msg_id": q.client_msg_id,
+                    "answered_at": q.answered_at,
+                    "auto": q.auto,
+                    "evaluation": _copy(q.evaluation),
+                }
+                for q in self.questions
+            ],
+            "status": self.status.value,
+            "current": self.current,
+            "deadline": self.deadline,
+            "draft": self.draft,
+            "complete_requested": self.complete_requested,
+            "result": _copy(self.result),
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InterviewState:
@@ -91,6 +117,16 @@ class InterviewState:
         fields["status"] = Status(fields["status"])
         fields["questions"] = [QuestionState(**q) for q in fields["questions"]]
         return cls(**fields)
+
+
+def _copy(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A copy two levels deep: evaluations and results hold a dict or a list inside."""
+    if value is None:
+        return None
+    return {
+        k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+        for k, v in value.items()
+    }
 
 
 def snapshot(state: InterviewState, seq: int) -> Snapshot:

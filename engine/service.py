@@ -234,16 +234,24 @@ class InterviewService:
             elif isinstance(effect, CancelDeadline):
                 await self.live.cancel(state.interview_id)
             elif isinstance(effect, StartEvaluation):
-                self._spawn_evaluation(state.interview_id, effect.index)
+                self._spawn_evaluation(state.interview_id, effect.index, state=state)
 
     # --- evaluations -------------------------------------------------------------------------
 
-    def _spawn_evaluation(self, interview_id: str, index: int, resumed: bool = False) -> None:
+    def _spawn_evaluation(
+        self,
+        interview_id: str,
+        index: int,
+        resumed: bool = False,
+        state: InterviewState | None = None,
+    ) -> None:
+        """Evaluate one answer in a task; `state` is the interview as the answer left it."""
         key = (interview_id, index)
         if key in self._evaluations:
             return
         task = asyncio.create_task(
-            self._evaluate(interview_id, index, resumed), name=f"eval:{interview_id}:{index}"
+            self._evaluate(interview_id, index, resumed, state),
+            name=f"eval:{interview_id}:{index}",
         )
         self._evaluations[key] = task
         task.add_done_callback(lambda _: self._evaluations.pop(key, None))
@@ -268,14 +276,17 @@ class InterviewService:
                         return
                     await asyncio.sleep(0.1)
 
-    async def _evaluate(self, interview_id: str, index: int, resumed: bool) -> None:
+    async def _evaluate(
+        self, interview_id: str, index: int, resumed: bool, known: InterviewState | None
+    ) -> None:
         lease = f"eval:{interview_id}:{index}"
         if not await self.live.acquire_lease(lease, self.node_id, self.lease_ttl):
             return
         interview_id_var.set(interview_id)
         renew = asyncio.create_task(self._keep_lease(lease))
         try:
-            state = await self.load(interview_id)
+            # The state the answer left needs no second read; a resumed evaluation reads it.
+            state = known if known is not None else await self.load(interview_id)
             if state is None or state.status is not Status.EVALUATING or state.current != index:
                 return
             q = state.questions[index]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import heapq
-import json
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+
+import orjson
 
 from engine.bus.base import Replay, Stamped
 from protocol.v1.messages import Event, InterviewAbandoned, InterviewCompleted
@@ -115,22 +115,22 @@ class MemoryBus:
 
 class MemoryLiveStore:
     def __init__(self) -> None:
-        self._states: dict[str, str] = {}
+        self._states: dict[str, bytes] = {}
         self._deadlines: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         self._leases: dict[str, tuple[str, float]] = {}
 
     async def load(self, interview_id: str) -> dict[str, Any] | None:
         raw = self._states.get(interview_id)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def save(self, interview_id: str, state: dict[str, Any], expected_version: int) -> bool:
         raw = self._states.get(interview_id)
-        current = json.loads(raw)["version"] if raw is not None else None
+        current = orjson.loads(raw)["version"] if raw is not None else None
         if current is not None and current != expected_version:
             return False
         # Stored serialized, as Redis would: no caller can mutate the stored copy.
-        self._states[interview_id] = json.dumps(copy.deepcopy(state))
+        self._states[interview_id] = orjson.dumps(state)
         return True
 
     async def schedule(self, interview_id: str, at: float) -> None:

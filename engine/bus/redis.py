@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -515,12 +516,17 @@ class RedisLiveStore:
     async def load(self, interview_id: str) -> dict[str, Any] | None:
         with _reachable():
             raw = await self._redis.hget(self._state_key(interview_id), "s")
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def save(self, interview_id: str, state: dict[str, Any], expected_version: int) -> bool:
         """Compare-and-set on `version`: False when someone else saved first."""
         version = _dumps(state.get("version"))
-        args: list[str | int] = [_dumps(expected_version), version, _dumps(state), self._ttl]
+        args: list[str | bytes | int] = [
+            _dumps(expected_version),
+            version,
+            orjson.dumps(state),
+            self._ttl,
+        ]
         with _reachable():
             return bool(await self._save(keys=[self._state_key(interview_id)], args=args))
 
