@@ -40,7 +40,8 @@ chromium:
 		(apt-get update && apt-get install -y chromium) || \
 		echo "could not install chromium: the browser tests will fail (or set CHROMIUM_PATH)" >&2
 
-test: $(STAMP) chromium
+# The suite lints the served OpenAPI document with Spectral, hence the Node tooling.
+test: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/python -m core.cli export-schema --check
 	$(BIN)/pytest -n 4 --dist loadfile
 

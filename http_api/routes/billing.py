@@ -133,7 +133,7 @@ NOTIFICATION_BODY = raw_body(
     ("application/x-www-form-urlencoded", "application/json"),
 )
 ContentHmac = Annotated[
-    str | None,
+    str,
     Header(
         alias="Content-HMAC",
         description="base64(HMAC-SHA256(API secret, raw body)); required (`X-Content-HMAC` is "
@@ -289,7 +289,7 @@ async def _webhook(
 async def webhook(
     request: Request,
     billing: Billing,
-    content_hmac: ContentHmac = None,
+    content_hmac: ContentHmac = "",
     kind: Annotated[
         KindName | None, Query(description="Which notification this is")
     ] = None,
@@ -314,9 +314,11 @@ async def webhook_of_kind(
     request: Request,
     billing: Billing,
     kind: Annotated[
-        str, PathParam(description="check, pay, fail, confirm, refund, recurrent or cancel")
+        str,
+        # Documented as the enum it is; an unknown kind is a 404 (no such URL), not a 422.
+        PathParam(json_schema_extra={"enum": [k.value for k in Kind]}),
     ],
-    content_hmac: ContentHmac = None,
+    content_hmac: ContentHmac = "",
 ) -> BillingWebhookAnswer:
     """The URL to give CloudPayments for each kind of notification.
 

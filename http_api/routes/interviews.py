@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import Annotated, Literal
@@ -32,6 +33,7 @@ LEVELS: list[Level] = ["intern", "junior", "middle"]
 # The exact limit is the ANSWER_MAX_CHARS setting (checked below, and documented from it);
 # this only stops absurd bodies early.
 ANSWER_HARD_MAX = 100_000
+SHARE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{16,256}$"
 InterviewId = Annotated[
     str,
     Path(alias="interviewId", description="An interview id from the start answer or the history"),
@@ -445,11 +447,22 @@ async def unshare(
     responses=errors(404),
 )
 async def shared_report(
-    token: Annotated[str, Path(description="The token at the end of the share link")],
+    token: Annotated[
+        str,
+        # Any other text is simply no link: 404, like a revoked one.
+        Path(
+            description="The token at the end of the share link",
+            json_schema_extra={"pattern": SHARE_TOKEN_PATTERN},
+        ),
+    ],
     engine: EngineDep,
 ) -> ReportResponse:
     """The report behind a share link, for anyone who has the link."""
-    doc = await engine.store.by_share_token(hash_token(token)) if len(token) < 200 else None
+    doc = (
+        await engine.store.by_share_token(hash_token(token))
+        if re.fullmatch(SHARE_TOKEN_PATTERN, token)
+        else None
+    )
     if doc is None:
         raise NotFound("This link is invalid or was revoked", code="share_not_found")
     return await build_report(engine, doc)
