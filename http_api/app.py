@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -79,14 +79,6 @@ DOCUMENTED_MODELS = (
     *admin_campaigns.DOCUMENTED_MODELS,
     *admin_questions.DOCUMENTED_MODELS,
 )
-
-
-def api_router() -> APIRouter:
-    """Every REST operation, with its path below the API prefix."""
-    router = APIRouter(generate_unique_id_function=operation_id)
-    for area in AREAS:
-        router.include_router(area)
-    return router
 
 
 async def _open_services(settings: Settings) -> AppServices:
@@ -206,10 +198,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             WebSocketRoute(SOCKET_PATH, socket),
         ]
     )
-    api = api_router()
-    app.include_router(api, prefix=API_PREFIX)
-    # The unversioned alias: the same operations, out of the document, marked deprecated.
-    app.include_router(api, prefix=LEGACY_PREFIX, include_in_schema=False, deprecated=True)
+    # Each area's router is included directly (no router of routers: every level of nesting
+    # is matched again on every request), under /api/v1 and again under the unversioned
+    # alias, out of the document and marked deprecated.
+    for area in AREAS:
+        app.include_router(area, prefix=API_PREFIX)
+    for area in AREAS:
+        app.include_router(area, prefix=LEGACY_PREFIX, include_in_schema=False, deprecated=True)
     app.router.routes.extend(
         [*admin_campaigns.unsubscribe_routes, *billing.sandbox_routes, *web.routes]
     )

@@ -2,7 +2,8 @@
 
 Routes reach services only through the functions here, so what builds them can change in
 one place. FastAPI caches each dependency per request: the token is checked and the user's
-session looked up once however many dependencies need the current user.
+session looked up once however many dependencies need the current user. Every dependency is
+`async def`: FastAPI runs plain functions in a worker thread, a thread hop per call.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from engine.questions.admin import QuestionAdmin
 from http_api.services import AppServices
 
 
-def get_services(request: Request) -> AppServices:
+async def get_services(request: Request) -> AppServices:
     """What the app's lifespan opened."""
     services: AppServices = request.app.state.services
     return services
@@ -35,31 +36,31 @@ def get_services(request: Request) -> AppServices:
 Services = Annotated[AppServices, Depends(get_services)]
 
 
-def get_settings(services: Services) -> Settings:
+async def get_settings(services: Services) -> Settings:
     return services.settings
 
 
-def get_accounts(services: Services) -> AccountService:
+async def get_accounts(services: Services) -> AccountService:
     return services.accounts
 
 
-def get_engine(services: Services) -> Engine:
+async def get_engine(services: Services) -> Engine:
     return services.engine
 
 
-def get_billing(services: Services) -> BillingService:
+async def get_billing(services: Services) -> BillingService:
     return services.billing
 
 
-def get_support(services: Services) -> SupportService:
+async def get_support(services: Services) -> SupportService:
     return services.support
 
 
-def get_campaigns(services: Services) -> CampaignService:
+async def get_campaigns(services: Services) -> CampaignService:
     return services.campaigns
 
 
-def get_question_admin(services: Services) -> QuestionAdmin:
+async def get_question_admin(services: Services) -> QuestionAdmin:
     return services.question_admin
 
 
@@ -154,11 +155,15 @@ def limit_per_user(scope: str, spec: RateSpec) -> Callable[..., Awaitable[None]]
 class AccountLimit:
     """Counts auth actions per account (the address in the body), after the body is valid."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: AppServices) -> None:
         self._services = services
 
     async def hit(self, action: str, account: str, spec: str) -> None:
         await enforce_rate(self._services, f"auth-account:{action}:{account}", spec)
 
 
-AccountLimits = Annotated[AccountLimit, Depends()]
+async def get_account_limit(services: Services) -> AccountLimit:
+    return AccountLimit(services)
+
+
+AccountLimits = Annotated[AccountLimit, Depends(get_account_limit)]

@@ -262,7 +262,7 @@ async def unsubscribe(request: Request) -> Response:
     user_id = request.query_params.get("u", "")
     signature = request.query_params.get("s", "")
     try:
-        campaigns = get_campaigns(request.app.state.services)
+        campaigns = await get_campaigns(request.app.state.services)
         language = await campaigns.unsubscribe(user_id[:64], signature[:128])
     except AppError as exc:
         if request.method == "POST":

@@ -334,15 +334,15 @@ async def webhook_of_kind(
 # --- the sandbox checkout (runs without CloudPayments credentials only) ------------------------
 
 
-def _checkout(request: Request) -> SandboxCheckout:
-    checkout = get_billing(request.app.state.services).sandbox
+async def _checkout(request: Request) -> SandboxCheckout:
+    checkout = (await get_billing(request.app.state.services)).sandbox
     if checkout is None:
         raise NotFound("There is no sandbox checkout here", code="not_found")
     return checkout
 
 
 async def sandbox_page(request: Request) -> Response:
-    checkout = _checkout(request)
+    checkout = await _checkout(request)
     order = await checkout.order(str(request.path_params["orderId"]))
     if order is None:
         raise NotFound("No such order", code="order_not_found")
@@ -350,7 +350,7 @@ async def sandbox_page(request: Request) -> Response:
 
 
 async def sandbox_submit(request: Request) -> Response:
-    checkout = _checkout(request)
+    checkout = await _checkout(request)
     order_id = str(request.path_params["orderId"])
     order = await checkout.order(order_id)
     if order is None:

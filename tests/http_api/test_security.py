@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from core.settings import Settings
-from http_api.app import api_router
+from http_api.app import AREAS
 from http_api.middleware import SecurityHeadersMiddleware
 from http_api.services import AppServices
 from tests.conftest import make_settings
@@ -651,7 +651,7 @@ async def test_openapi_is_3_1_and_lists_every_endpoint(client: httpx.AsyncClient
     listed = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     declared = {
         (method.lower(), "/api/v1" + route.path)
-        for route in iter_route_contexts(api_router().routes)
+        for route in iter_route_contexts([r for area in AREAS for r in area.routes])
         for method in route.methods or ()
     }
     assert listed == declared
