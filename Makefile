@@ -48,7 +48,8 @@ nginx:
 		(apt-get update && apt-get install -y nginx-light) || \
 		echo "could not install nginx: the deployment test will fail (or set NGINX_PATH)" >&2
 
-# The page's model under node's own test runner, then the suite. Coverage (branch) counts the
+# The page's model under node's own test runner, then the suite (which also lints the served
+# OpenAPI document with Spectral). Coverage (branch) counts the
 # product's code run by the tests and by the product processes they start (pyproject.toml
 # [tool.coverage]); the suite fails below the floor. Tracing makes CPU-bound tests (the
 # schema fuzzing) up to half as slow again, so the per-test hang guard is longer here.
