@@ -25,6 +25,7 @@ from core.kv import (
 from core.mail.base import MailSender
 from core.mail.outbox import OutboxMailSender
 from core.mailing import SEND_MAIL_JOB, Mailer, make_send_mail_job
+from core.revocations import MemoryRevocations, RedisRevocations, Revocations
 from core.settings import Settings
 from core.tasks import InProcessTaskQueue, JobRegistry, TaskQueue
 
@@ -42,10 +43,12 @@ class Infrastructure:
     jobs: JobRegistry
     queue: TaskQueue
     mailer: Mailer
+    revocations: Revocations
     embedded_mongo: EmbeddedMongo | None = None
     components: dict[str, str] = field(default_factory=dict)
 
     async def close(self) -> None:
+        await self.revocations.close()
         await self.queue.close()
         await self.mail_sender.close()
         await self.db.close()
@@ -105,9 +108,11 @@ async def open_infrastructure(
         redis = Redis(connection_pool=pool)
         cache = RedisCache(redis, settings.redis_key_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_key_prefix)
+        revocations: Revocations = RedisRevocations(redis, settings.redis_key_prefix)
     else:
         cache = MemoryCache()
         limiter = MemoryRateLimiter()
+        revocations = MemoryRevocations()
 
     mail_sender = build_mail_sender(settings)
     jobs = JobRegistry()
@@ -136,6 +141,7 @@ async def open_infrastructure(
         jobs=jobs,
         queue=queue,
         mailer=Mailer(queue),
+        revocations=revocations,
         embedded_mongo=embedded,
         components=components,
     )
