@@ -27,6 +27,7 @@ from core.mail.outbox import OutboxMailSender
 from core.mailing import SEND_MAIL_JOB, Mailer, make_send_mail_job
 from core.revocations import MemoryRevocations, RedisRevocations, Revocations
 from core.settings import Settings
+from core.socket_limits import MemorySocketLimits, RedisSocketLimits, SocketLimits
 from core.tasks import InProcessTaskQueue, JobRegistry, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Infrastructure:
     queue: TaskQueue
     mailer: Mailer
     revocations: Revocations
+    socket_limits: SocketLimits
     embedded_mongo: EmbeddedMongo | None = None
     components: dict[str, str] = field(default_factory=dict)
 
@@ -109,10 +111,12 @@ async def open_infrastructure(
         cache = RedisCache(redis, settings.redis_key_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_key_prefix)
         revocations: Revocations = RedisRevocations(redis, settings.redis_key_prefix)
+        socket_limits: SocketLimits = RedisSocketLimits(redis, settings.redis_key_prefix)
     else:
         cache = MemoryCache()
         limiter = MemoryRateLimiter()
         revocations = MemoryRevocations()
+        socket_limits = MemorySocketLimits()
 
     mail_sender = build_mail_sender(settings)
     jobs = JobRegistry()
@@ -142,6 +146,7 @@ async def open_infrastructure(
         queue=queue,
         mailer=Mailer(queue),
         revocations=revocations,
+        socket_limits=socket_limits,
         embedded_mongo=embedded,
         components=components,
     )

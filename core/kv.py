@@ -81,7 +81,7 @@ class MemoryRateLimiter:
 
 
 @contextlib.contextmanager
-def _reachable() -> Iterator[None]:
+def redis_reachable() -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -94,19 +94,19 @@ class RedisCache:
         self._prefix = prefix + "cache:"
 
     async def get(self, key: str) -> bytes | None:
-        with _reachable():
+        with redis_reachable():
             value = await self._redis.get(self._prefix + key)
         if value is None:
             return None
         return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_sec: int) -> None:
-        with _reachable():
+        with redis_reachable():
             await self._redis.set(self._prefix + key, value, ex=ttl_sec)
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            with _reachable():
+            with redis_reachable():
                 await self._redis.delete(*(self._prefix + k for k in keys))
 
 
@@ -127,7 +127,7 @@ class RedisRateLimiter:
         self._script = redis.register_script(_HIT_SCRIPT)
 
     async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
-        with _reachable():
+        with redis_reachable():
             count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_sec * 1000])
         if int(count) > limit:
             return RateDecision(False, max(1, math.ceil(int(ttl_ms) / 1000)))

@@ -27,13 +27,19 @@ BACKOFF_MAX_SEC = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """Sessions of `user_id` that ended: one (`session_id`), or all of them (None)."""
+    """Sessions of `user_id` that ended: one (`session_id`), or all of them (None); or, with
+    `connection_id`, one socket that must go (its user opened too many)."""
 
     user_id: str
     session_id: str | None = None
+    connection_id: str | None = None
 
-    def covers(self, user_id: str, session_id: str | None) -> bool:
-        return user_id == self.user_id and self.session_id in (None, session_id)
+    def covers(self, user_id: str, session_id: str | None, connection_id: str = "") -> bool:
+        if user_id != self.user_id:
+            return False
+        if self.connection_id is not None:
+            return self.connection_id == connection_id
+        return self.session_id in (None, session_id)
 
 
 Listener = Callable[[Revocation], None]
@@ -88,7 +94,13 @@ class RedisRevocations(_Listeners):
         self._subscribed = asyncio.Event()
 
     async def publish(self, revocation: Revocation) -> None:
-        message = json.dumps({"user": revocation.user_id, "session": revocation.session_id})
+        message = json.dumps(
+            {
+                "user": revocation.user_id,
+                "session": revocation.session_id,
+                "connection": revocation.connection_id,
+            }
+        )
         await self._redis.publish(self._channel, message)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
@@ -132,7 +144,7 @@ class RedisRevocations(_Listeners):
     def _handle(self, data: bytes | str) -> None:
         try:
             body = json.loads(data)
-            revocation = Revocation(str(body["user"]), body.get("session"))
+            revocation = Revocation(str(body["user"]), body.get("session"), body.get("connection"))
         except (ValueError, KeyError, TypeError):
             log.warning("malformed revocation message")
             return

@@ -63,6 +63,7 @@ class AccessClaims:
     jti: str
     issued_at: float
     expires_at: datetime
+    session_id: str | None = None
 
 
 class TokenService:
@@ -118,6 +119,7 @@ class TokenService:
             jti=str(payload["jti"]),
             issued_at=float(payload["iat"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            session_id=str(payload["sid"]) if isinstance(payload.get("sid"), str) else None,
         )
 
 

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
 
     # Evaluator
     local_evaluator_delay_sec: float = Field(default=0.01, ge=0, le=1)
+    # A socket whose access token expired must send `auth` with a fresh one within this time.
+    ws_auth_grace_sec: int = Field(default=30, ge=0, le=3600)
+    # Open sockets per user (the oldest is closed with 4409 past it), and sockets one address
+    # may hold before they said hello; counted across nodes when Redis is configured.
+    ws_max_sockets_per_user: int = Field(default=10, ge=1, le=1000)
+    ws_max_pending_per_ip: int = Field(default=20, ge=1, le=100_000)
     # Off by default: most frames are small JSON deltas, which cost more CPU to compress than
     # the bytes they save are worth (load/README.md has the measurement).
     ws_per_message_deflate: bool = False

@@ -26,6 +26,7 @@ from protocol.v1.messages import (
     CLIENT_TYPES,
     Answer,
     AnswerAccepted,
+    Auth,
     ClientFrame,
     CloseCode,
     Complete,
@@ -56,6 +57,7 @@ class Limits:
     rate_window: float
     send_queue: int
     answer_max_chars: int
+    auth_grace: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -68,6 +70,7 @@ class Limits:
             rate_window=window,
             send_queue=settings.ws_send_queue_limit,
             answer_max_chars=settings.answer_max_chars,
+            auth_grace=settings.ws_auth_grace_sec,
         )
 
 
@@ -97,13 +100,20 @@ class Apply:
 
 
 @dataclass(frozen=True, slots=True)
+class Reauthenticate:
+    """A fresh token for this socket: answer with `reauthenticated` or `reauth_refused`."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resnapshot:
     """The history cannot cover the client's gap: load the state and answer with `snapshot_of`."""
 
     head: int
 
 
-Request = Authenticate | Apply | Resnapshot
+Request = Authenticate | Apply | Reauthenticate | Resnapshot
 
 
 def _frame(message: BaseModel) -> str:
@@ -125,6 +135,7 @@ class SocketSession:
         self._hello: Hello | None = None
         self._early: list[tuple[str | None, float]] = []  # frames that came while authenticating
         self._last_sent = 0
+        self._token_expires = float("inf")  # when the token in use expires (session clock)
         self._awaiting_snapshot = False
         self._held: list[Stamped] = []  # live events that wait for a snapshot
         self._window_start = now
@@ -139,6 +150,7 @@ class SocketSession:
             "complete": self._on_complete,
             "ping": self._on_ping,
             "hello": self._on_second_hello,
+            "auth": self._on_auth,
         }
 
     # --- outputs ---------------------------------------------------------------------------
@@ -167,7 +179,10 @@ class SocketSession:
         if self.phase is Phase.HELLO:
             return self._opened_at + self.limits.hello_timeout
         if self.phase is Phase.OPEN:
-            return self._last_heard + self.limits.idle_timeout
+            return min(
+                self._last_heard + self.limits.idle_timeout,
+                self._token_expires + self.limits.auth_grace,
+            )
         return None
 
     # --- inputs ----------------------------------------------------------------------------
@@ -199,13 +214,27 @@ class SocketSession:
     def tick(self, now: float) -> None:
         if self.phase is Phase.HELLO and now >= self._opened_at + self.limits.hello_timeout:
             self._close(CloseCode.HELLO_TIMEOUT, "no hello in time")
+        elif self.phase is Phase.OPEN and now >= self._token_expires + self.limits.auth_grace:
+            self._close(CloseCode.BAD_TOKEN, "the token expired: send auth with a fresh one")
         elif self.phase is Phase.OPEN and now >= self._last_heard + self.limits.idle_timeout:
             self._close(CloseCode.GOING_AWAY, "idle: no frame from the client")
 
-    def authenticated(self, user_id: str, interview_id: str, status: str, replay: Replay) -> None:
-        """The token is good and the interview is the user's: welcome, then replay or snapshot."""
+    def authenticated(
+        self,
+        user_id: str,
+        interview_id: str,
+        status: str,
+        replay: Replay,
+        token_expires: float = float("inf"),
+    ) -> None:
+        """The token is good and the interview is the user's: welcome, then replay or snapshot.
+
+        `token_expires` is when the token expires, on the session's clock: past it (and the
+        grace), a socket that sent no fresh token with `auth` is closed with 4401.
+        """
         assert self._hello is not None
         self.user_id, self.interview_id = user_id, interview_id
+        self._token_expires = token_expires
         self.phase = Phase.OPEN
         welcome = Welcome(
             interviewId=interview_id,
@@ -246,6 +275,22 @@ class SocketSession:
     def refused(self, close: Close) -> None:
         """Authentication failed, or the connection cannot go on: close with this code."""
         self._close(close.code, close.reason)
+
+    def reauthenticated(self, token_expires: float) -> None:
+        """The token from `auth` is good: the socket lives on until it expires."""
+        self._token_expires = token_expires
+
+    def reauth_refused(self, message: str) -> None:
+        """The token from `auth` is not good; the one in use still counts until it expires."""
+        self._error(ErrorCode.BAD_TOKEN, message)
+
+    def revoked(self) -> None:
+        """The session this socket belongs to has ended (a logout, a password change...)."""
+        self._close(CloseCode.BAD_TOKEN, "the session has ended")
+
+    def evicted(self) -> None:
+        """The user opened more sockets than allowed: this one, the oldest, goes."""
+        self._close(CloseCode.TOO_MANY_SOCKETS, "too many open sockets for this account")
 
     def applied(self, replies: Sequence[AnswerAccepted]) -> None:
         for reply in replies:
@@ -351,6 +396,9 @@ class SocketSession:
 
     def _on_ping(self, frame: Ping, now: float) -> None:
         self._queue(_frame(Pong(nonce=frame.nonce)))
+
+    def _on_auth(self, frame: Auth, now: float) -> None:
+        self._requests.append(Reauthenticate(frame.token))
 
     def _on_second_hello(self, frame: Hello, now: float) -> None:
         self._error(ErrorCode.ALREADY_HELLO, "This socket has already said hello")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,9 +17,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from app_services import open_services
+from core.errors import Unavailable
 from core.logging import configure_logging
 from core.security import AccessClaims
 from core.settings import Settings
+from core.socket_limits import HEARTBEAT_SEC
+from core.tasks import periodic
+from engine.bus.base import BusUnavailable
 from http_api import docs, errors
 from http_api.middleware import (
     BodyLimitMiddleware,
@@ -42,12 +47,14 @@ from http_api.routes import (
 )
 from http_api.routing import API_PREFIX, LEGACY_PREFIX, operation_id
 from http_api.services import AppServices
-from http_api.ws import serve_socket
+from http_api.ws import SocketRegistry, serve_socket
 from protocol.v1.asyncapi import ASYNCAPI_PATH as PROTOCOL_ASYNCAPI
 from protocol.v1.messages import PATH as SOCKET_PATH
 from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
 log = logging.getLogger(__name__)
+
+QUIET = (BusUnavailable, Unavailable)  # Redis away: the heartbeat waits without a traceback
 
 VERSION = "0.1.0"
 # Endpoints that take bulk bodies: a question-bank import, SendPulse's event batches.
@@ -88,14 +95,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BaseException:
             await services.close()
             raise
+        registry = SocketRegistry(services.infra.socket_limits, services.infra.revocations)
+        heartbeat = asyncio.create_task(
+            periodic("socket-heartbeat", HEARTBEAT_SEC, registry.keep_alive, QUIET)
+        )
         app.state.services = services
-        app.state.support = services.support
-        app.state.campaigns = services.campaigns
-        app.state.question_admin = services.question_admin
-        app.state.billing = services.billing
+        app.state.sockets = registry
         try:
             yield
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(BaseException):
+                await heartbeat
+            registry.close()
             await services.close()
 
     async def protocol_schema(request: Request) -> FileResponse:
@@ -111,7 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return claims.issued_at >= await services.accounts.tokens_valid_after(claims.user_id)
 
         await serve_socket(
-            websocket, services.engine.service, services.tokens, still_valid, settings
+            websocket,
+            services.engine.service,
+            services.tokens,
+            still_valid,
+            settings,
+            websocket.app.state.sockets,
         )
 
     middleware = [

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -19,8 +20,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from core.errors import AppError, Unavailable
 from core.logging import interview_id_var, user_id_var
+from core.revocations import Revocation, Revocations
 from core.security import AccessClaims, InvalidToken, TokenService
 from core.settings import Settings
+from core.socket_limits import SocketLimits
 from engine.bus.base import BusUnavailable, Subscription
 from engine.model import ProtocolViolation
 from engine.service import InterviewService
@@ -29,6 +32,7 @@ from engine.session import (
     Authenticate,
     Close,
     Limits,
+    Reauthenticate,
     Request,
     Resnapshot,
     SocketSession,
@@ -52,6 +56,47 @@ WAKE = _Signal()  # the session closed while the pump fed it
 Item = MutableMapping[str, Any] | _Signal  # an ASGI message from the client, or a signal
 
 
+class SocketRegistry:
+    """This node's open sockets by user: ended sessions and evictions reach them here."""
+
+    def __init__(self, limits: SocketLimits, revocations: Revocations) -> None:
+        self.limits = limits
+        self.revocations = revocations
+        self._by_user: dict[str, set[SocketConnection]] = {}
+        self._stop_listening = revocations.listen(self.revoke)
+
+    def add(self, connection: SocketConnection) -> None:
+        self._by_user.setdefault(connection.session.user_id, set()).add(connection)
+
+    def remove(self, connection: SocketConnection) -> None:
+        mine = self._by_user.get(connection.session.user_id)
+        if mine is not None:
+            mine.discard(connection)
+            if not mine:
+                del self._by_user[connection.session.user_id]
+
+    def revoke(self, revocation: Revocation) -> None:
+        for connection in list(self._by_user.get(revocation.user_id, ())):
+            if revocation.covers(
+                connection.session.user_id, connection.session_id, connection.connection_id
+            ):
+                connection.end(revocation)
+
+    def entries(self) -> list[tuple[str, str, int]]:
+        return [
+            (user, c.connection_id, c.opened_ms)
+            for user, connections in self._by_user.items()
+            for c in connections
+        ]
+
+    async def keep_alive(self) -> None:
+        """Tell the shared count that this node's sockets are still open (a periodic job)."""
+        await self.limits.keep_alive(self.entries())
+
+    def close(self) -> None:
+        self._stop_listening()
+
+
 class SocketConnection:
     """One accepted socket: the session, its tasks, and the service calls it asks for."""
 
@@ -62,13 +107,20 @@ class SocketConnection:
         tokens: TokenService,
         token_still_valid: TokenCheck,
         settings: Settings,
+        registry: SocketRegistry,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ws = websocket
         self.service = service
         self.tokens = tokens
         self.token_still_valid = token_still_valid
+        self.settings = settings
+        self.registry = registry
         self.clock = clock
+        self.connection_id = uuid.uuid4().hex
+        self.opened_ms = int(time.time() * 1000)
+        self.session_id: str | None = None
+        self.address = websocket.client.host if websocket.client else "unknown"
         scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
         header_token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
         self.session = SocketSession(Limits.from_settings(settings), clock(), header_token)
@@ -77,14 +129,43 @@ class SocketConnection:
         self.subscription: Subscription | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.disconnected = False
+        self.pending = False
+
+    async def _leave_pending(self) -> None:
+        if self.pending:
+            self.pending = False
+            with contextlib.suppress(Exception):
+                await self.registry.limits.close_pending(self.address)
+
+    def end(self, revocation: Revocation) -> None:
+        """Its session ended, or it is the user's oldest socket past the limit: close it."""
+        if revocation.connection_id is not None:
+            self.session.evicted()
+        else:
+            self.session.revoked()
+        self.mailbox.put_nowait(WAKE)
 
     async def run(self) -> None:
+        limits = self.registry.limits
+        if not await limits.open_pending(self.address, self.settings.ws_max_pending_per_ip):
+            await self.ws.accept()
+            await self.ws.close(CloseCode.POLICY, "too many sockets from this address")
+            self.service.socket_closes[CloseCode.POLICY] += 1
+            return
+        self.pending = True
         await self.ws.accept()
         self.service.open_sockets += 1
         try:
             await self._serve()
         finally:
             self.service.open_sockets -= 1
+            await self._leave_pending()
+            if self.session.user_id:
+                self.registry.remove(self)
+                with contextlib.suppress(Exception):
+                    await limits.unregister(
+                        self.session.user_id, self.connection_id, self.opened_ms
+                    )
             for task in self.tasks:
                 task.cancel()
             for task in self.tasks:
@@ -203,6 +284,8 @@ class SocketConnection:
                 session.applied(out.reply)
         elif isinstance(request, Authenticate):
             await self._authenticate(request)
+        elif isinstance(request, Reauthenticate):
+            await self._reauthenticate(request)
         elif isinstance(request, Resnapshot):
             state = await self.service.load(session.interview_id)
             if state is None:
@@ -229,12 +312,50 @@ class SocketConnection:
             return
         interview_id_var.set(request.interview_id)
         user_id_var.set(claims.user_id)
+        self.session_id = claims.session_id
         # Subscribed before the replay is read: nothing published in between is missed, and
         # what both carry is delivered once (the session drops seqs the client has).
         self.subscription = await self.service.bus.subscribe(request.interview_id)
         replay = await self.service.bus.replay(request.interview_id, request.last_seq)
-        session.authenticated(claims.user_id, request.interview_id, state.status.public, replay)
+        session.authenticated(
+            claims.user_id,
+            request.interview_id,
+            state.status.public,
+            replay,
+            self._expires(claims),
+        )
         self.tasks.append(asyncio.create_task(self._pump(self.subscription), name="ws-pump"))
+        await self._leave_pending()
+        self.registry.add(self)
+        older = await self.registry.limits.register(
+            claims.user_id,
+            self.connection_id,
+            self.opened_ms,
+            self.settings.ws_max_sockets_per_user,
+        )
+        for connection_id in older:
+            revocation = Revocation(claims.user_id, connection_id=connection_id)
+            await self.registry.revocations.publish(revocation)
+
+    def _expires(self, claims: AccessClaims) -> float:
+        """When the token expires, on the session's clock."""
+        return self.clock() + (claims.expires_at.timestamp() - time.time())
+
+    async def _reauthenticate(self, request: Reauthenticate) -> None:
+        session = self.session
+        try:
+            claims = self.tokens.verify(request.token)
+        except InvalidToken:
+            session.reauth_refused("The token is invalid or expired")
+            return
+        if claims.user_id != session.user_id:
+            session.reauth_refused("The token belongs to another account")
+            return
+        if not await self.token_still_valid(claims):
+            session.reauth_refused("The session of that token has ended")
+            return
+        self.session_id = claims.session_id
+        session.reauthenticated(self._expires(claims))
 
 
 async def serve_socket(
@@ -243,9 +364,10 @@ async def serve_socket(
     tokens: TokenService,
     token_still_valid: TokenCheck,
     settings: Settings,
+    registry: SocketRegistry,
 ) -> None:
     """The `/ws/v1/interview` endpoint."""
-    connection = SocketConnection(websocket, service, tokens, token_still_valid, settings)
+    connection = SocketConnection(websocket, service, tokens, token_still_valid, settings, registry)
     try:
         await connection.run()
     except WebSocketDisconnect:

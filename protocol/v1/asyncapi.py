@@ -13,6 +13,7 @@ from protocol.v1.messages import (
     VERSION,
     Answer,
     AnswerAccepted,
+    Auth,
     Complete,
     Draft,
     Error,
@@ -39,6 +40,7 @@ CLIENT: list[tuple[str, type[BaseModel], str]] = [
     ("draft", Draft, "The answer typed so far; submitted by itself when time runs out."),
     ("complete", Complete, "End the interview now; unanswered questions score 0."),
     ("ping", Ping, "An application-level ping; answered with pong."),
+    ("auth", Auth, "A fresh access token, before the one in use expires."),
 ]
 SERVER: list[tuple[str, type[BaseModel], str]] = [
     ("welcome", Welcome, "The hello was accepted; the history after lastSeq follows."),

@@ -85,15 +85,26 @@ class Complete(ClientFrame):
     type: Literal["complete"]
 
 
+class Auth(ClientFrame):
+    """A fresh access token for this socket, sent before the one from `hello` expires."""
+
+    type: Literal["auth"]
+    token: str = Field(min_length=1, max_length=4096)
+
+
 class Ping(ClientFrame):
     type: Literal["ping"]
     nonce: str | None = Field(default=None, max_length=64)
 
 
-ClientMessage = Annotated[Hello | Answer | Draft | Complete | Ping, Field(discriminator="type")]
-client_adapter: TypeAdapter[Hello | Answer | Draft | Complete | Ping] = TypeAdapter(ClientMessage)
+ClientMessage = Annotated[
+    Hello | Answer | Draft | Complete | Ping | Auth, Field(discriminator="type")
+]
+client_adapter: TypeAdapter[Hello | Answer | Draft | Complete | Ping | Auth] = TypeAdapter(
+    ClientMessage
+)
 
-CLIENT_TYPES = ("hello", "answer", "draft", "complete", "ping")
+CLIENT_TYPES = ("hello", "answer", "draft", "complete", "ping", "auth")
 
 
 def _type_is_required(schema: dict[str, Any]) -> None:
@@ -276,6 +287,7 @@ class ErrorCode:
     RATE_LIMITED = "rate_limited"
     ANSWER_TOO_LONG = "answer_too_long"
     ALREADY_HELLO = "already_hello"
+    BAD_TOKEN = "bad_token"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal_error"
 
@@ -285,12 +297,14 @@ class CloseCode:
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    POLICY = 1008
     TOO_LARGE = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     BAD_TOKEN = 4401
     NOT_OWNER = 4403
+    TOO_MANY_SOCKETS = 4409
     NO_SUCH_INTERVIEW = 4404
     HELLO_TIMEOUT = 4408
     SLOW_CONSUMER = 4429

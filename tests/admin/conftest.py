@@ -17,7 +17,7 @@ ADMIN_EMAIL = "staff@example.ru"
 
 @pytest.fixture
 def campaigns(app: Starlette) -> CampaignService:
-    service: CampaignService = app.state.campaigns
+    service: CampaignService = app.state.services.campaigns
     return service
 
 

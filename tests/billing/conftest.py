@@ -18,7 +18,7 @@ from tests.helpers import drain, verified_user
 
 @pytest.fixture
 def billing(app: Starlette) -> BillingService:
-    service: BillingService = app.state.billing
+    service: BillingService = app.state.services.billing
     return service
 
 

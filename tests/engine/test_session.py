@@ -18,6 +18,7 @@ from engine.session import (
     Close,
     Limits,
     Phase,
+    Reauthenticate,
     Resnapshot,
     SocketSession,
 )
@@ -317,12 +318,17 @@ json_values = st.recursive(
 )
 frames = st.one_of(
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["answer", "draft", "complete", "ping", "hello", "x", ""])},
+        {
+            "type": st.sampled_from(
+                ["answer", "draft", "complete", "ping", "hello", "auth", "x", ""]
+            )
+        },
         optional={
             "questionId": st.text(max_size=30) | json_values,
             "answer": st.text(max_size=200) | json_values,
             "clientMsgId": st.text(max_size=70) | json_values,
             "nonce": st.text(max_size=70),
+            "token": st.text(max_size=30) | json_values,
             "extra": json_values,
         },
     ).map(json.dumps),
@@ -340,6 +346,55 @@ def test_any_input_gets_valid_frames_and_no_exception(texts: list[str], events: 
         if events:
             session.event(stamped(events.pop()))
         for request in session.requests_to_run():
-            assert isinstance(request, Apply)
+            assert isinstance(request, Apply | Reauthenticate)
         sent(session)
     assert session.close is None or session.close.code in (1009, 4429)
+
+
+# --- the token over the socket's life ---------------------------------------------------------
+
+
+def authenticated_until(expires: float) -> SocketSession:
+    session = SocketSession(LIMITS, T0)
+    session.receive_text(hello(), T0)
+    session.requests_to_run()
+    session.authenticated("user-1", IV, "in-progress", replay(0), token_expires=expires)
+    sent(session)
+    return session
+
+
+def test_an_expired_token_closes_the_socket_after_the_grace() -> None:
+    session = authenticated_until(T0 + 100)
+    session.receive_text('{"type": "ping"}', T0 + 120)  # activity does not extend a token
+    assert session.next_tick() == T0 + 130
+    session.tick(T0 + 129)
+    assert session.close is None
+    session.tick(T0 + 130)
+    assert session.close == Close(4401, "the token expired: send auth with a fresh one")
+
+
+def test_auth_with_a_fresh_token_keeps_the_socket() -> None:
+    session = authenticated_until(T0 + 100)
+    session.receive_text('{"type": "auth", "token": "fresh"}', T0 + 90)
+    assert session.requests_to_run() == [Reauthenticate("fresh")]
+    session.reauthenticated(T0 + 1000)
+    session.tick(T0 + 500)
+    assert session.close is None
+    session.receive_text('{"type": "auth", "token": "forged"}', T0 + 600)
+    session.requests_to_run()
+    session.reauth_refused("The token is invalid or expired")
+    assert sent(session) == [
+        {"type": "error", "code": "bad_token", "message": "The token is invalid or expired"}
+    ]
+    assert session.close is None, "the token in use still counts"
+    session.tick(T0 + 1030)
+    assert session.close is not None and session.close.code == 4401
+
+
+def test_an_ended_session_and_an_eviction_close_with_their_codes() -> None:
+    revoked = authenticated_until(T0 + 100)
+    revoked.revoked()
+    assert revoked.close == Close(4401, "the session has ended")
+    evicted = authenticated_until(T0 + 100)
+    evicted.evicted()
+    assert evicted.close == Close(4409, "too many open sockets for this account")

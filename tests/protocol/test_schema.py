@@ -46,6 +46,7 @@ def test_every_frame_type_has_an_example() -> None:
         "draft",
         "complete",
         "ping",
+        "auth",
         "welcome",
         "question",
         "answer.accepted",

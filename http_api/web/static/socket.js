@@ -20,6 +20,20 @@ const BAD_TOKEN = 4401;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 const HEARTBEAT_MS = 15000;
+// A fresh token goes to the server this long before the one in use expires (`auth` frame).
+const RENEW_BEFORE_MS = 60000;
+const RENEW_MIN_MS = 1000;
+
+/** When an access token expires (ms since the epoch), read from its payload; null if unknown. */
+export function tokenExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload)).exp;
+    return typeof exp === "number" ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
 const SILENCE_LIMIT_MS = 40000;
 
 export class InterviewSocket {
@@ -42,6 +56,7 @@ export class InterviewSocket {
     this.stopped = false;
     this.retryTimer = null;
     this.heartbeat = null;
+    this.renewTimer = null;
     this.lastHeard = 0;
     this.lastSpoke = 0;
     this.tokenRetried = false;
@@ -60,6 +75,7 @@ export class InterviewSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.renewTimer);
     clearInterval(this.heartbeat);
     window.removeEventListener("online", this._online);
     const ws = this.ws;
@@ -140,6 +156,7 @@ export class InterviewSocket {
       if (ws !== this.ws) return;
       this.ws = null;
       clearInterval(this.heartbeat);
+      clearTimeout(this.renewTimer);
       this._closed(event.code);
     };
   }
@@ -182,7 +199,27 @@ export class InterviewSocket {
     this.connects += 1;
     this._setStatus("live");
     this._startHeartbeat(ws);
+    this._scheduleRenewal(ws);
     this.onSynced();
+  }
+
+  /** Before the access token expires, fetch a new one and hand it to the server (`auth`). */
+  _scheduleRenewal(ws) {
+    clearTimeout(this.renewTimer);
+    const expiry = tokenExpiry(session.accessToken || "");
+    if (expiry === null) return;
+    const delay = Math.max(RENEW_MIN_MS, expiry - RENEW_BEFORE_MS - Date.now());
+    this.renewTimer = setTimeout(async () => {
+      if (ws !== this.ws) return;
+      try {
+        await refresh();
+      } catch {
+        return; // the server closes the socket with 4401 later; reconnecting refreshes again
+      }
+      if (ws !== this.ws || !session.accessToken) return;
+      this._write(ws, { type: "auth", token: session.accessToken });
+      this._scheduleRenewal(ws);
+    }, delay);
   }
 
   _startHeartbeat(ws) {
