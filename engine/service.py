@@ -92,6 +92,7 @@ class InterviewService:
         evaluator: Evaluator,
         candidates: Candidates,
         start_guard: StartGuard | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -101,6 +102,7 @@ class InterviewService:
         self.evaluator = evaluator
         self.fallback = LocalEvaluator()
         self._candidates = candidates
+        self.clock = clock  # Unix time; tests move it instead of sleeping
         self._start_guard = start_guard
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -148,7 +150,7 @@ class InterviewService:
                 for qid in chosen
             ],
         )
-        now = time.time()
+        now = self.clock()
         out = start(state, now)
         await self.store.create(state, now)
         await self.live.save(state.interview_id, state.to_dict(), 0)
@@ -214,7 +216,7 @@ class InterviewService:
             )
 
     async def _persist(self, state: InterviewState, out: Transition) -> bool:
-        now = time.time()
+        now = self.clock()
         for effect in out.effects:
             if isinstance(effect, PersistAnswer):
                 if not await self.store.persist_answer(state, effect.index, now):
@@ -296,7 +298,7 @@ class InterviewService:
                 )
             request = await self._request(state, q)
             evaluation = await self._stream(state, request)
-            await self.apply(interview_id, EvaluationDone(q.question_id, evaluation, time.time()))
+            await self.apply(interview_id, EvaluationDone(q.question_id, evaluation, self.clock()))
         except asyncio.CancelledError:
             raise
         except AppError as exc:
@@ -432,13 +434,13 @@ class InterviewService:
 
     async def fire_due_deadlines(self) -> int:
         fired = 0
-        for interview_id in await self.live.claim_due(time.time()):
+        for interview_id in await self.live.claim_due(self.clock()):
             state = await self.load(interview_id)
             if state is None or state.current_question is None:
                 continue
             try:
                 await self.apply(
-                    interview_id, DeadlinePassed(state.current_question.question_id, time.time())
+                    interview_id, DeadlinePassed(state.current_question.question_id, self.clock())
                 )
                 fired += 1
             except (AppError, ProtocolViolation):
@@ -459,22 +461,29 @@ class InterviewService:
         """Restart evaluations whose owner is gone (its lease ran out or was handed over)."""
         # The owner stores the answer and starts evaluating within milliseconds; an answer that
         # has waited a few seconds with its lease free has lost its owner.
-        idle_since = datetime.now(UTC) - timedelta(seconds=min(self.lease_ttl, 3.0))
+        idle_since = datetime.fromtimestamp(self.clock(), UTC) - timedelta(
+            seconds=min(self.lease_ttl, 3.0)
+        )
         for interview_id, index in await self.store.evaluating(idle_since):
             if (interview_id, index) not in self._evaluations:
                 self._spawn_evaluation(interview_id, index, resumed=True)
 
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
     async def abandon_stale(self) -> int:
-        before = datetime.now(UTC) - timedelta(seconds=self.settings.abandon_after_sec)
+        before = datetime.fromtimestamp(self.clock(), UTC) - timedelta(
+            seconds=self.settings.abandon_after_sec
+        )
         count = 0
         for interview_id in await self.store.stale_in_progress(before):
             with contextlib.suppress(AppError, ProtocolViolation):
-                await self.apply(interview_id, Abandoned("inactive", time.time()))
+                await self.apply(interview_id, Abandoned("inactive", self.clock()))
                 count += 1
         return count
 
     async def complete(self, interview_id: str) -> Transition:
-        return await self.apply(interview_id, CompleteRequested(time.time()))
+        return await self.apply(interview_id, CompleteRequested(self.clock()))
 
     async def close(self) -> None:
         tasks = list(self._evaluations.values())

@@ -108,7 +108,7 @@ class SocketConnection:
         token_still_valid: TokenCheck,
         settings: Settings,
         registry: SocketRegistry,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ws = websocket
         self.service = service
@@ -338,8 +338,8 @@ class SocketConnection:
             await self.registry.revocations.publish(revocation)
 
     def _expires(self, claims: AccessClaims) -> float:
-        """When the token expires, on the session's clock."""
-        return self.clock() + (claims.expires_at.timestamp() - time.time())
+        """When the token expires, on the session's clock (Unix time, as the token's)."""
+        return claims.expires_at.timestamp()
 
     async def _reauthenticate(self, request: Reauthenticate) -> None:
         session = self.session
