@@ -69,9 +69,33 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+ADAPTERS = ("in-process", "redis")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Suites marked `both_adapters` run once with the embedded adapters and once with Redis."""
+    if "adapter" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_adapters"
+    ):
+        metafunc.parametrize("adapter", ADAPTERS)
+
+
 @pytest.fixture
-def settings(mongo_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
-    return make_settings(mongo_url, tmp_path, **settings_overrides)
+def adapter() -> str:
+    """Which adapters the app uses: in process, unless the suite runs over both."""
+    return "in-process"
+
+
+@pytest.fixture
+def settings(
+    mongo_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    adapter: str,
+) -> Settings:
+    shared = {"redis_url": redis_url} if adapter == "redis" else {}
+    return make_settings(mongo_url, tmp_path, **{**shared, **settings_overrides})
 
 
 @contextlib.asynccontextmanager

@@ -14,6 +14,8 @@ from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, St
 from http_api.services import AppServices
 from tests.helpers import verified_user
 
+pytestmark = pytest.mark.both_adapters
+
 PIECES = [f"word{i} " for i in range(20)]
 
 

@@ -18,6 +18,8 @@ from websockets.asyncio.client import connect
 from http_api.services import AppServices
 from tests.helpers import recv, recv_until, verified_user
 
+pytestmark = pytest.mark.both_adapters
+
 LIMIT = 300  # TIME_LIMIT_JUNIOR_SEC's default
 
 

@@ -27,6 +27,8 @@ from tests.helpers import (
     verified_user,
 )
 
+pytestmark = pytest.mark.both_adapters
+
 OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 
 

@@ -11,6 +11,8 @@ from bson import ObjectId
 from http_api.services import AppServices
 from tests.helpers import PASSWORD, register, verified_user
 
+pytestmark = pytest.mark.both_adapters
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:

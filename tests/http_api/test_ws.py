@@ -16,6 +16,8 @@ from http_api.services import AppServices
 from protocol.v1.messages import server_adapter
 from tests.helpers import recv, recv_until, verified_user
 
+pytestmark = pytest.mark.both_adapters
+
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:

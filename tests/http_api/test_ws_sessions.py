@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,19 +19,12 @@ from http_api.services import AppServices
 from tests.helpers import PASSWORD, recv, verified_user
 from tests.http_api.test_ws import open_socket, start
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-ADAPTERS = {"in-process": {}, "redis": {"redis_url": REDIS_URL}}
-
-
-@pytest.fixture(params=list(ADAPTERS))
-def adapters(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return dict(ADAPTERS[request.param])
+pytestmark = pytest.mark.both_adapters
 
 
 @pytest.fixture
-def settings_overrides(adapters: dict[str, Any]) -> dict[str, Any]:
+def settings_overrides() -> dict[str, Any]:
     return {
-        **adapters,
         "ws_max_sockets_per_user": 2,
         "ws_max_pending_per_ip": 3,
         "questions_per_interview": 2,
