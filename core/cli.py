@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib.util
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.logging import configure_logging
 from core.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -31,11 +33,18 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = Settings()
     settings.check_production()
+    # The fastest event loop and HTTP parser installed (both are dependencies of the product).
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    configure_logging(settings.log_level, settings.node_id)
+    log.info("serving", extra={"loop": loop, "http": http, "port": settings.port})
     uvicorn.run(
         "http_api.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
+        loop=loop,
+        http=http,
         ws="websockets-sansio",
         ws_max_size=settings.ws_max_frame_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
@@ -78,7 +87,6 @@ async def product(settings: Settings) -> AsyncIterator[AppServices]:
 
 
 def _staff(action: Callable[[AppServices], Awaitable[str]]) -> int:
-    from core.logging import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level, settings.node_id)
