@@ -25,6 +25,7 @@ from core.settings import Settings
 from engine.bus.base import LiveStore, SessionBus
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
 from engine.evaluator.local import LocalEvaluator
+from engine.evaluator.rubric import rubric_from_key_points
 from engine.questions.repository import QuestionRepository
 from engine.questions.selection import Candidate, select
 from engine.state import (
@@ -300,6 +301,8 @@ class InterviewService:
             key_points=[p[lang] for p in points],
             keywords=[list(p["keywords"]) for p in points],
             tags=q.tags,
+            rubric=rubric_from_key_points(points),
+            slug=doc["slug"] if doc else "",
         )
 
     async def _stream(self, state: InterviewState, request: EvaluationRequest) -> Evaluation:

@@ -311,9 +311,7 @@ class OpenAIEvaluator:
 
     # --- without the model ---------------------------------------------------------------------
 
-    async def _replay(
-        self, evaluation: Evaluation, feedback: str
-    ) -> AsyncGenerator[StreamItem]:
+    async def _replay(self, evaluation: Evaluation, feedback: str) -> AsyncGenerator[StreamItem]:
         for piece in chunks(feedback, self._tuning.replay_words_per_delta):
             yield Delta(piece)
         yield Done(evaluation)
