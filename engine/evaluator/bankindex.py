@@ -94,7 +94,10 @@ def foreign_subjects(rubric: CompiledRubric, context: str) -> Subjects:
             return False
         return all(any(w.startswith(p) for w in own) for p in phrase.prefixes)
 
-    return subjects_of([p for p in bank_index().subjects if not known(p)])
+    def specific(phrase: Phrase) -> bool:
+        return any(len(a) >= 4 and a.isalpha() for a in phrase.atoms)
+
+    return subjects_of([p for p in bank_index().subjects if specific(p) and not known(p)])
 
 
 def bank_request(slug: str, answer: str, language: str) -> EvaluationRequest:

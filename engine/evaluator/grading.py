@@ -18,12 +18,16 @@ from engine.evaluator.text import Analysis, Sentence, analyse
 
 # Credit of a point by how it was made.
 STATEMENT = 1.0
-FRAGMENT = 0.5  # a phrase without a verb or definition around it
+FRAGMENT = 0.4  # a phrase without a verb or definition around it
 LISTED = 0.3  # an item of a bare list of terms
 DENIED_MYTH = 0.6  # the point's misconception explicitly denied ("GIL does not make it safe")
 HEDGED = 0.85
 
-FULL_COVERAGE = 0.8  # share of the points that earns full completeness
+FULL_COVERAGE = 0.85  # share of the points that earns full completeness
+DEPTH_SHARE = 0.5  # an answer this share of the example answer's length is not cut short
+DEPTH_FLOOR = 0.55  # what is left of the score of a one-line answer
+MOSTLY_WRONG = 1.0  # only wrong claims, in the topic's words
+LIST_CAP = 1.5  # terms without statements
 OFF_TOPIC_RATIO = 0.5
 OFF_TOPIC_CHECK_BELOW = 0.4  # an answer covering this share of its own points is on topic
 SHORT_ANSWER_WORDS = 60
@@ -58,6 +62,7 @@ class Judgement:
     statements: int = 0
     sentences: int = 0
     words: int = 0
+    expected_words: int = 0  # length of the example answer
 
     @property
     def covered(self) -> float:
@@ -76,6 +81,9 @@ class Scores:
     clarity: float
 
 
+ZERO = Scores(0.0, 0.0, 0.0, 0.0)
+
+
 def quote(sentence: Sentence) -> str:
     text = sentence.text.strip()
     if len(text) <= QUOTE_CHARS:
@@ -92,7 +100,10 @@ def _credit(sentence: Sentence, hedged: bool) -> float:
 def apply_hits(judgement: Judgement, analysis: Analysis, hits: list[Hit]) -> None:
     """Fold matched claims into the judgement: best credit per point, asserted myths."""
     hedged_at: dict[int, bool] = {}
+    unsure = {i for i, s in enumerate(analysis.sentences) if says_dont_know(s.text)}
     for hit in hits:
+        if hit.sentence in unsure and hit.claim.misconception < 0:
+            continue  # "I've heard of X but don't know": X is not a claim
         sentence = analysis.sentences[hit.sentence]
         hedged = hedged_at.get(hit.sentence)
         if hedged is None:
@@ -134,6 +145,7 @@ def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement
     judgement.sentences = len(analysis.sentences)
     judgement.statements = sum(1 for s in analysis.sentences if s.statement)
     judgement.words = analysis.words
+    judgement.expected_words = len(request.example_answer.split())
     judgement.listlike = (
         bool(analysis.sentences)
         and judgement.statements == 0
@@ -158,7 +170,10 @@ def _off_topic(request: EvaluationRequest, analysis: Analysis, own: float) -> En
     )
     n_own = max(1, len(request.rubric))
     best: tuple[float, Entry | None] = (0.0, None)
+    own_subjects = {(p.atoms, p.prefix) for p in compile_rubric(request.rubric).subjects}
     for entry in index.closest(analysis, exclude):
+        if any((p.atoms, p.prefix) in own_subjects for p in entry.rubric.subjects):
+            continue  # a question about the same subject is not another topic
         other = coverage_of(entry.rubric, analysis)
         n_other = max(1, len(entry.rubric.spec))
         if other / n_other > best[0]:
@@ -183,27 +198,39 @@ def clarity_of(judgement: Judgement) -> float:
 
 
 def score(judgement: Judgement, level: str) -> Scores:
-    """The 0-10 scores of a judgement."""
+    """The 0-10 scores of a judgement.
+
+    Correctness is the share of right claims among all claims, scaled by how much was said;
+    completeness the share of key points made, lowered for an answer much shorter than a good
+    one; clarity how much of the answer is statements. A misconception caps the score below
+    every pass mark; a bare list of terms, "I don't know", an answer to another question or an
+    answer with nothing to credit score (almost) nothing, as the rubric of the level says.
+    """
     n = max(1, len(judgement.points))
     covered = judgement.covered
     wrong = judgement.wrong
     stated = sum(1 for p in judgement.points if p.credit >= FRAGMENT)
     if judgement.off_topic is not None or (covered == 0 and wrong == 0):
-        return Scores(0.0, 0.0, 0.0, 0.0)
-    if judgement.dont_know and stated == 0 and judgement.words <= SHORT_ANSWER_WORDS * 2:
-        return Scores(0.0, 0.0, 0.0, 0.0)
-    share = min(1.0, covered / (FULL_COVERAGE * n))
-    precision = covered / (covered + 1.5 * wrong) if covered + wrong else 0.0
-    correctness = 10.0 * precision * min(1.0, covered / (0.6 * n)) ** 0.7
+        return ZERO
+    if judgement.dont_know and stated == 0:
+        return ZERO
+    if covered == 0:
+        return Scores(MOSTLY_WRONG, 0.0, 0.0, round(min(2.0, clarity_of(judgement)), 1))
+    coverage = covered / n
+    depth = min(1.0, judgement.words / max(1.0, DEPTH_SHARE * judgement.expected_words))
+    precision = covered / (covered + 1.5 * wrong)
+    correctness = 10.0 * precision * min(1.0, coverage / 0.6)
     if wrong:
         correctness = min(correctness, 4.0 if wrong == 1 else 2.0)
-    completeness = 10.0 * share
-    clarity = clarity_of(judgement) * min(1.0, covered / max(1.0, 0.5 * n)) if covered else 0.0
-    overall = 0.5 * correctness + 0.3 * completeness + 0.2 * clarity
+    completeness = 10.0 * min(1.0, coverage / FULL_COVERAGE) * (0.5 + 0.5 * depth)
+    clarity = clarity_of(judgement) * min(1.0, coverage / 0.5)
+    overall = (0.5 * correctness + 0.3 * completeness + 0.2 * clarity) * (
+        DEPTH_FLOOR + (1 - DEPTH_FLOOR) * depth
+    )
     if wrong:
         overall = min(overall, 4.5 if wrong == 1 else 2.5)
     if judgement.listlike:
-        overall = min(overall, 2.0)
+        overall = min(overall, LIST_CAP)
     return Scores(
         round(overall, 1), round(correctness, 1), round(completeness, 1), round(clarity, 1)
     )

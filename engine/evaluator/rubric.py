@@ -16,12 +16,22 @@ from functools import lru_cache
 from typing import Any
 
 from engine.evaluator.base import ClaimSpec, MisconceptionSpec, Rubric, RubricPoint, Texts
-from engine.evaluator.text import NEGATIONS, STOP, Analysis, Sentence, canonical, normalize, stem
+from engine.evaluator.text import (
+    NEGATIONS,
+    STOP,
+    Analysis,
+    Sentence,
+    canonical,
+    is_verb_like,
+    normalize,
+    stem,
+)
 from engine.evaluator.text import tokens as split_tokens
 
 GAP = 3  # content words allowed between two words of a phrase
-NEGATION_REACH = 4  # tokens before a phrase that a negation governs
+NEGATION_REACH = 3  # content words before a phrase that a negation governs
 _NOT_NEGATING = frozenset({"только", "only", "just", "always", "всегда", "обязательно"})
+_SCOPE_ENDS = frozenset({"и", "and", "or", "или", "then", "потом", "затем", "so", "поэтому"})
 
 
 # --- the rubric as data ------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def compile_phrase(text: str) -> Phrase | None:
     if not atoms:
         return None
     keep = [i for i, a in enumerate(atoms) if a not in STOP or prefix[i]]
-    if keep:
+    if len(keep) >= 2:
         atoms = [atoms[i] for i in keep]
         prefix = [prefix[i] for i in keep]
     exact = frozenset(a for a, p in zip(atoms, prefix, strict=True) if not p)
@@ -232,15 +242,29 @@ def find(phrase: Phrase, sentence: Sentence) -> list[tuple[int, int]]:
     return spans
 
 
-def _negated(sentence: Sentence, start: int, end: int) -> bool:
+def _negated(sentence: Sentence, start: int, end: int, phrase: Phrase) -> bool:
+    """A negation shortly before the phrase, between its words, or as "X won't help" after it."""
+    raw = sentence.raw
     clause = sentence.clause[start]
+    own = any(a in NEGATIONS for a in phrase.atoms)
+    if not own and any(raw[i] in NEGATIONS for i in range(start + 1, end - 1)):
+        return True
     i = start - 1
-    while i >= 0 and start - i <= NEGATION_REACH and sentence.clause[i] == clause:
-        raw = sentence.raw[i]
-        if raw in NEGATIONS:
-            after = sentence.raw[i + 1] if i + 1 < len(sentence.raw) else ""
+    while i >= 0 and sentence.clause[i] == clause:
+        if sentence.cpos[start] - sentence.cpos[i] > NEGATION_REACH:
+            break
+        if raw[i] in NEGATIONS:
+            after = raw[i + 1] if i + 1 < len(raw) else ""
             return after not in _NOT_NEGATING
+        if raw[i] in _SCOPE_ENDS:
+            break
         i -= 1
+    last_clause = sentence.clause[end - 1]
+    for i in range(end, min(end + 2, len(raw))):
+        if sentence.clause[i] != last_clause:
+            break
+        if raw[i] in NEGATIONS and i + 1 < len(raw) and is_verb_like(raw[i + 1]):
+            return True
     return False
 
 
@@ -323,17 +347,25 @@ def match(rubric: CompiledRubric, analysis: Analysis, foreign: Subjects = NO_SUB
             _Mention(sid, sentence.clause[a], a, b)
             for sid, ph in subjects
             for a, b in find(ph, sentence)
+            if not _compared(sentence, a)
         ]
         mentions.sort(key=lambda m: m.start)
-        found: list[tuple[Claim, int, int]] = []
+        found: list[tuple[Claim, int, int, Phrase]] = []
         for claim, phrases in claims:
             for ph in phrases:
                 for a, b in find(ph, sentence):
-                    found.append((claim, a, b))
+                    found.append((claim, a, b, ph))
         found.sort(key=lambda f: f[1])
-        for claim, a, b in found:
-            group = _governing(mentions, found, sentence, a, b)
-            if group is None:
+        spans = [(c, a, b) for c, a, b, _ in found]
+        for claim, a, b, phrase in found:
+            if claim.misconception >= 0 and _inside_point(spans, claim.point, a, b):
+                continue
+            if claim.subjects and any(
+                m.subject in claim.subjects and m.start < b and a < m.end for m in mentions
+            ):
+                continue  # what is said about a subject cannot be the subject itself
+            group = _governing(mentions, spans, sentence, a, b)
+            if group is None and _leading(sentence, a) <= 1:
                 group = carry
             if claim.subjects:
                 named = group is not None and bool(group & claim.subjects)
@@ -345,11 +377,38 @@ def match(rubric: CompiledRubric, analysis: Analysis, foreign: Subjects = NO_SUB
                     continue
             if claim.misconception >= 0 and claim.subjects and not named:
                 continue
-            hits.append(Hit(claim, s_index, a, b, _negated(sentence, a, b), named))
+            hits.append(Hit(claim, s_index, a, b, _negated(sentence, a, b, phrase), named))
         if mentions:
             last = mentions[-1]
             carry = frozenset(m.subject for m in mentions if m.clause == last.clause)
     return _resolve(hits)
+
+
+_COMPARED = frozenset("compared unlike than versus vs отличие сравнению чем".split())
+
+
+def _compared(sentence: Sentence, start: int) -> bool:
+    """A subject named as the other side of a comparison ("unlike a hash table") is not one."""
+    return any(sentence.raw[i] in _COMPARED for i in range(max(0, start - 3), start))
+
+
+def _inside_point(spans: list[tuple[Claim, int, int]], point: int, start: int, end: int) -> bool:
+    """A misconception found inside a longer phrase of its own point's claim is that claim."""
+    return any(
+        c.point == point
+        and c.misconception < 0
+        and a <= start
+        and end <= b
+        and (b - a) > (end - start)
+        for c, a, b in spans
+    )
+
+
+def _leading(sentence: Sentence, start: int) -> int:
+    """Content words before `start` in its clause."""
+    clause = sentence.clause[start]
+    first = next(i for i in range(len(sentence.raw)) if sentence.clause[i] == clause)
+    return sentence.cpos[start] - sentence.cpos[first]
 
 
 def _governing(
@@ -367,11 +426,12 @@ def _governing(
     before = {m.subject for m in mentions if m.clause == clause and previous_end <= m.start < start}
     if before or inside:
         return frozenset(before | inside)
+    leading = _leading(sentence, start)
     after = [m for m in mentions if m.clause == clause and m.start >= end]
-    if after:
+    if after and leading <= 1:
         return frozenset({after[0].subject})
     earlier = [m for m in mentions if m.start < start]
-    if earlier:
+    if earlier and leading <= 1:
         last = earlier[-1]
         return frozenset(m.subject for m in earlier if m.clause == last.clause)
     return None

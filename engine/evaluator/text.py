@@ -205,14 +205,22 @@ def _sentence(text: str) -> Sentence:
     return sentence
 
 
+def _bare(item: str) -> bool:
+    """A list item that is only a term: a few words, no definition, no finite verb."""
+    words = tokens(item)
+    if len(words) > 3 or _DASHES.search(" " + item + " ") or ":" in item.strip(" :"):
+        return False
+    return not any(w in _VERB_WORDS or (_CYRILLIC.match(w) and is_verb_like(w)) for w in words)
+
+
 def _shape(norm: str, sentence: Sentence) -> tuple[bool, bool]:
     """(makes a statement, is a bare list of terms)."""
     content = sentence.content_words
     verb = any(is_verb_like(r) for r in sentence.raw)
     defines = bool(_DASHES.search(" " + norm + " ")) or (":" in norm and content >= 3)
     items = [part for part in re.split(r"[,;/]|\band\b|\bи\b", norm) if part.strip()]
-    short_items = sum(1 for part in items if len(tokens(part)) <= 3)
-    listlike = len(items) >= 3 and short_items >= 0.75 * len(items) and not verb
+    bare = sum(1 for part in items if _bare(part))
+    listlike = len(items) >= 3 and bare >= 0.75 * len(items)
     statement = not listlike and (verb or defines or content >= 7)
     return statement, listlike
 

@@ -19,7 +19,7 @@ from core.kv import MemoryCache
 from core.settings import Settings
 from engine.evaluator.bankindex import bank_index, bank_request
 from engine.evaluator.base import Done, EvaluationRequest, Evaluator
-from engine.evaluator.local import LocalEvaluator, grade
+from engine.evaluator.local import grade
 from tests.evaluator.labelled import HALVES, Graded, Labelled, figures, load, report
 
 CONCURRENCY = 4
