@@ -100,14 +100,17 @@ def _credit(sentence: Sentence, hedged: bool) -> float:
 def apply_hits(judgement: Judgement, analysis: Analysis, hits: list[Hit]) -> None:
     """Fold matched claims into the judgement: best credit per point, asserted myths."""
     hedged_at: dict[int, bool] = {}
-    unsure = {i for i, s in enumerate(analysis.sentences) if says_dont_know(s.text)}
+    any_hedge = hedges(analysis.text)
+    unsure: set[int] = set()
+    if says_dont_know(analysis.text):
+        unsure = {i for i, s in enumerate(analysis.sentences) if says_dont_know(s.text)}
     for hit in hits:
         if hit.sentence in unsure and hit.claim.misconception < 0:
             continue  # "I've heard of X but don't know": X is not a claim
         sentence = analysis.sentences[hit.sentence]
         hedged = hedged_at.get(hit.sentence)
         if hedged is None:
-            hedged = hedged_at[hit.sentence] = hedges(sentence.text)
+            hedged = hedged_at[hit.sentence] = any_hedge and hedges(sentence.text)
         claim = hit.claim
         point = judgement.points[claim.point]
         if claim.misconception < 0:
@@ -136,8 +139,9 @@ def coverage_of(rubric: CompiledRubric, analysis: Analysis) -> float:
 def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement:
     """Read the answer against the request's rubric."""
     cleaned = neutralize(request.answer)
+    rubric = compile_rubric(request.rubric)  # before the analysis: it registers word beginnings
+    bank_index()
     analysis = analyse(cleaned.text)
-    rubric = compile_rubric(request.rubric)
     judgement = Judgement([PointResult() for _ in request.rubric])
     judgement.injection = cleaned.injection
     judgement.other_language = other_language

@@ -33,6 +33,8 @@ _ENGLISH = frozenset(
     "our they their there has have will would should can could when what how".split()
 )
 _WORD = re.compile(r"[^\W\d_]+")
+_LETTER = re.compile(r"[^\W\d_]")
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
 
 
 def prose(answer: str) -> str:
@@ -44,13 +46,13 @@ def prose(answer: str) -> str:
 def is_off_language(answer: str, language: str) -> bool:
     """True only when the answer's prose is clearly not in the interview's language."""
     text = prose(answer)
-    letters = [ch for ch in text if ch.isalpha()]
-    if len(letters) < MIN_LETTERS:
+    letters = len(_LETTER.findall(text))
+    if letters < MIN_LETTERS:
         return False
-    cyrillic = sum(1 for ch in letters if "\u0400" <= ch <= "\u04ff")
+    cyrillic = len(_CYRILLIC.findall(text))
     if language == "en":
-        return cyrillic / len(letters) > 0.5
+        return cyrillic / letters > 0.5
     if language == "ru":
         words = {w.lower() for w in _WORD.findall(text)}
-        return cyrillic / len(letters) < 0.05 and len(words & _ENGLISH) >= 3
+        return cyrillic / letters < 0.05 and len(words & _ENGLISH) >= 3
     return False

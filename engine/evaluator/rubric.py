@@ -24,6 +24,7 @@ from engine.evaluator.text import (
     canonical,
     is_verb_like,
     normalize,
+    register_heads,
     stem,
 )
 from engine.evaluator.text import tokens as split_tokens
@@ -95,7 +96,7 @@ class Claim:
     says: tuple[Phrase, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # cached per rubric: identity is enough
 class CompiledRubric:
     spec: Rubric
     claims: tuple[Claim, ...]
@@ -159,6 +160,7 @@ def compile_rubric(spec: Rubric) -> CompiledRubric:
             says = _phrases(s for c in wrong.claims for s in c.says)
             claims.append(Claim(p, m, subject_ids(wrong.claims), says))
     every = [ph for c in claims for ph in c.says] + subject_list
+    register_heads(x for ph in every for x in ph.prefixes)
     return CompiledRubric(
         spec=spec,
         claims=tuple(claims),
@@ -268,19 +270,16 @@ def _negated(sentence: Sentence, start: int, end: int, phrase: Phrase) -> bool:
     return False
 
 
-def _present(prefixes: frozenset[str], analysis: Analysis) -> set[str]:
+def _present(prefixes: frozenset[str], analysis: Analysis) -> frozenset[str]:
     """The prefixes that some word of the answer starts with."""
-    found: set[str] = set()
-    if not prefixes:
-        return found
-    for raw in analysis.raws:
-        for k in range(2, len(raw) + 1):
-            if raw[:k] in prefixes:
-                found.add(raw[:k])
-    return found
+    return prefixes & analysis.prefixes
 
 
-def _possible(phrase: Phrase, analysis: Analysis, prefixes: set[str]) -> bool:
+def _in_sentence(phrase: Phrase, sentence: Sentence) -> bool:
+    return phrase.exact <= sentence.index.keys() and phrase.prefixes <= sentence.heads
+
+
+def _possible(phrase: Phrase, analysis: Analysis, prefixes: frozenset[str]) -> bool:
     return phrase.exact <= analysis.stems and phrase.prefixes <= prefixes
 
 
@@ -346,6 +345,7 @@ def match(rubric: CompiledRubric, analysis: Analysis, foreign: Subjects = NO_SUB
         mentions = [
             _Mention(sid, sentence.clause[a], a, b)
             for sid, ph in subjects
+            if _in_sentence(ph, sentence)
             for a, b in find(ph, sentence)
             if not _compared(sentence, a)
         ]
@@ -353,6 +353,8 @@ def match(rubric: CompiledRubric, analysis: Analysis, foreign: Subjects = NO_SUB
         found: list[tuple[Claim, int, int, Phrase]] = []
         for claim, phrases in claims:
             for ph in phrases:
+                if not _in_sentence(ph, sentence):
+                    continue
                 for a, b in find(ph, sentence):
                     found.append((claim, a, b, ph))
         found.sort(key=lambda f: f[1])

@@ -9,6 +9,8 @@ sight of a word costs tens of microseconds, every later one a dictionary lookup.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import snowballstemmer
@@ -18,6 +20,7 @@ _EN = snowballstemmer.stemmer("english")
 _STEMS: dict[str, str] = {}
 _STEM_CACHE_LIMIT = 200_000
 MIN_STEM_LEN = 4
+MAX_HEAD = 16  # longest word beginning a prefix phrase can ask for
 
 _CYRILLIC = re.compile("[а-я]")
 _SPACES = re.compile(r"\s+")
@@ -113,12 +116,20 @@ def _bigo_inner(inner: str) -> str:
     return s
 
 
+_MAYBE_COMPLEXITY = re.compile(
+    r"log|lg|n\s*[\^²*·⋅]|constant|linear|quadratic|констант|линейн|логарифм|квадрат"
+)
+
+
 def canonical(text: str) -> str:
     """The normalised text with complexity notation turned into single tokens."""
-    text = _NOT.sub(" not", text)
-    text = _BIGO.sub(lambda m: f" o({_bigo_inner(m.group(1))}) ", text)
-    for pattern, replacement in _BARE:
-        text = pattern.sub(replacement, text)
+    if "'" in text or "’" in text:
+        text = _NOT.sub(" not", text)
+    if "(" in text:
+        text = _BIGO.sub(lambda m: f" o({_bigo_inner(m.group(1))}) ", text)
+    if _MAYBE_COMPLEXITY.search(text):
+        for pattern, replacement in _BARE:
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -137,6 +148,32 @@ def stem(word: str) -> str:
         _STEMS.clear()
     _STEMS[word] = result
     return result
+
+
+_KNOWN_HEADS: set[str] = set()
+_HEADS: dict[str, frozenset[str]] = {}
+
+
+def register_heads(prefixes: Iterable[str]) -> None:
+    """Word beginnings some rubric asks for; words are checked against these only."""
+    new = set(prefixes) - _KNOWN_HEADS
+    if new:
+        _KNOWN_HEADS.update(new)
+        _HEADS.clear()
+
+
+def heads(word: str) -> frozenset[str]:
+    """The registered word beginnings that `word` starts with (cached per word)."""
+    found = _HEADS.get(word)
+    if found is None:
+        known = _KNOWN_HEADS
+        found = frozenset(
+            word[:k] for k in range(2, min(len(word), MAX_HEAD) + 1) if word[:k] in known
+        )
+        if len(_HEADS) >= _STEM_CACHE_LIMIT:
+            _HEADS.clear()
+        _HEADS[word] = found
+    return found
 
 
 def tokens(text: str) -> list[str]:
@@ -162,6 +199,7 @@ class Sentence:
     clause: list[int] = field(default_factory=list)
     cpos: list[int] = field(default_factory=list)  # position counting content words only
     index: dict[str, list[int]] = field(default_factory=dict)
+    heads: frozenset[str] = frozenset()  # every beginning (2+ letters) of every word
     statement: bool = False
     listlike: bool = False
 
@@ -179,28 +217,31 @@ class Analysis:
     stems: frozenset[str]
     raws: frozenset[str]
     words: int
+    prefixes: frozenset[str]  # every beginning (2+ letters) of every word, for prefix phrases
 
 
 def _sentence(text: str) -> Sentence:
-    sentence = Sentence(text)
     norm = canonical(normalize(text))
+    raws = _TOKEN.findall(norm)
+    sentence = Sentence(text, raws)
+    stems = _STEMS
+    sentence.stems = [stems.get(raw) or stem(raw) for raw in raws]
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(norm)]
-    b = 0
-    clause = 0
+    if breaks:
+        starts = [m.start() for m in _TOKEN.finditer(norm)]
+        sentence.clause = [bisect_left(breaks, at) for at in starts]
+    else:
+        sentence.clause = [0] * len(raws)
     content = -1
-    for match in _TOKEN.finditer(norm):
-        while b < len(breaks) and breaks[b] < match.start():
-            b += 1
-            clause += 1
-        raw = match.group()
-        s = stem(raw)
+    cpos = sentence.cpos
+    for raw in raws:
         if raw not in STOP:
             content += 1
-        sentence.raw.append(raw)
-        sentence.stems.append(s)
-        sentence.clause.append(clause)
-        sentence.cpos.append(max(content, 0))
-        sentence.index.setdefault(s, []).append(len(sentence.raw) - 1)
+        cpos.append(content if content > 0 else 0)
+    index = sentence.index
+    for i, s in enumerate(sentence.stems):
+        index.setdefault(s, []).append(i)
+    sentence.heads = frozenset().union(*(heads(raw) for raw in set(raws)))
     sentence.statement, sentence.listlike = _shape(norm, sentence)
     return sentence
 
@@ -208,7 +249,7 @@ def _sentence(text: str) -> Sentence:
 def _bare(item: str) -> bool:
     """A list item that is only a term: a few words, no definition, no finite verb."""
     words = tokens(item)
-    if len(words) > 3 or _DASHES.search(" " + item + " ") or ":" in item.strip(" :"):
+    if len(words) > 3 or "—" in item or "–" in item or " - " in item or ":" in item.strip(" :"):
         return False
     return not any(w in _VERB_WORDS or (_CYRILLIC.match(w) and is_verb_like(w)) for w in words)
 
@@ -218,11 +259,13 @@ def _shape(norm: str, sentence: Sentence) -> tuple[bool, bool]:
     content = sentence.content_words
     verb = any(is_verb_like(r) for r in sentence.raw)
     defines = bool(_DASHES.search(" " + norm + " ")) or (":" in norm and content >= 3)
+    statement = verb or defines or content >= 7
+    if sum(norm.count(c) for c in ",;/") + norm.count(" and ") + norm.count(" и ") < 2:
+        return statement, False  # fewer than three items: not a list
     items = [part for part in re.split(r"[,;/]|\band\b|\bи\b", norm) if part.strip()]
     bare = sum(1 for part in items if _bare(part))
     listlike = len(items) >= 3 and bare >= 0.75 * len(items)
-    statement = not listlike and (verb or defines or content >= 7)
-    return statement, listlike
+    return statement and not listlike, listlike
 
 
 def analyse(text: str) -> Analysis:
@@ -235,4 +278,5 @@ def analyse(text: str) -> Analysis:
     stems = frozenset(s for sentence in sentences for s in sentence.stems)
     raws = frozenset(r for sentence in sentences for r in sentence.raw)
     words = sum(len(s.raw) for s in sentences)
-    return Analysis(text, sentences, stems, raws, words)
+    prefixes = frozenset().union(*(s.heads for s in sentences))
+    return Analysis(text, sentences, stems, raws, words, prefixes)
