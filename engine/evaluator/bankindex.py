@@ -25,6 +25,7 @@ from engine.evaluator.rubric import (
 from engine.evaluator.text import Analysis, analyse
 
 CANDIDATES = 3
+GENERIC = 10  # a word in this many questions' texts is too common to mark another topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class BankIndex:
     entries: tuple[Entry, ...]
     postings: dict[str, tuple[tuple[int, float], ...]]
     subjects: tuple[Phrase, ...]  # every subject any rubric names
+    spread: dict[str, int]  # in how many questions' texts and example answers a word occurs
 
     def closest(self, analysis: Analysis, exclude: frozenset[str]) -> list[Entry]:
         """The questions whose rubric vocabulary the answer uses most, best first."""
@@ -76,11 +78,23 @@ def bank_index() -> BankIndex:
     for i, entry in enumerate(entries):
         for word in entry.rubric.vocabulary:
             postings[word].append((i, math.log(1 + total / frequency[word])))
+    spread: dict[str, int] = defaultdict(int)
+    for q in load_bank():
+        words: set[str] = set()
+        for text in (q.text.ru, q.text.en, q.exampleAnswer.ru, q.exampleAnswer.en):
+            words |= analyse(text).stems
+        for word in words:
+            spread[word] += 1
     subjects: dict[tuple[tuple[str, ...], tuple[bool, ...]], Phrase] = {}
     for entry in entries:
         for phrase in entry.rubric.subjects:
             subjects.setdefault((phrase.atoms, phrase.prefix), phrase)
-    return BankIndex(entries, {w: tuple(p) for w, p in postings.items()}, tuple(subjects.values()))
+    return BankIndex(
+        entries,
+        {w: tuple(p) for w, p in postings.items()},
+        tuple(subjects.values()),
+        dict(spread),
+    )
 
 
 @lru_cache(maxsize=512)
@@ -94,10 +108,16 @@ def foreign_subjects(rubric: CompiledRubric, context: str) -> Subjects:
             return False
         return all(any(w.startswith(p) for w in own) for p in phrase.prefixes)
 
-    def specific(phrase: Phrase) -> bool:
-        return any(len(a) >= 4 and a.isalpha() for a in phrase.atoms)
+    index = bank_index()
 
-    return subjects_of([p for p in bank_index().subjects if specific(p) and not known(p)])
+    def specific(phrase: Phrase) -> bool:
+        """Names a particular thing ("merge sort"), not a word every topic uses ("both")."""
+        return any(
+            len(a) >= 4 and a.isalpha() and (len(a) >= 5 if p else index.spread.get(a, 0) < GENERIC)
+            for a, p in zip(phrase.atoms, phrase.prefix, strict=True)
+        )
+
+    return subjects_of([p for p in index.subjects if specific(p) and not known(p)])
 
 
 def bank_request(slug: str, answer: str, language: str) -> EvaluationRequest:

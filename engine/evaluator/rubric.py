@@ -32,6 +32,7 @@ from engine.evaluator.text import tokens as split_tokens
 GAP = 3  # content words allowed between two words of a phrase
 NEGATION_REACH = 3  # content words before a phrase that a negation governs
 _NOT_NEGATING = frozenset({"только", "only", "just", "always", "всегда", "обязательно"})
+_NEAR_ONLY = frozenset({"without", "без", "instead", "вместо"})
 _SCOPE_ENDS = frozenset({"и", "and", "or", "или", "then", "потом", "затем", "so", "поэтому"})
 
 
@@ -256,6 +257,8 @@ def _negated(sentence: Sentence, start: int, end: int, phrase: Phrase) -> bool:
         if sentence.cpos[start] - sentence.cpos[i] > NEGATION_REACH:
             break
         if raw[i] in NEGATIONS:
+            if raw[i] in _NEAR_ONLY and sentence.cpos[start] - sentence.cpos[i] > 1:
+                return False  # "without lst works on the list": "without" took its own noun
             after = raw[i + 1] if i + 1 < len(raw) else ""
             return after not in _NOT_NEGATING
         if raw[i] in _SCOPE_ENDS:
@@ -357,18 +360,43 @@ def match(rubric: CompiledRubric, analysis: Analysis, foreign: Subjects = NO_SUB
                     continue
                 for a, b in find(ph, sentence):
                     found.append((claim, a, b, ph))
+        # A word of a subject's name ("sort" in "merge sort") is not something said about it.
+        found = [
+            f
+            for f in found
+            if not any(
+                m.start <= f[1] and f[2] <= m.end and m.subject not in f[0].subjects
+                for m in mentions
+            )
+        ]
         found.sort(key=lambda f: f[1])
         spans = [(c, a, b) for c, a, b, _ in found]
+        asserted = [
+            (c, a, b)
+            for c, a, b, ph in found
+            if c.misconception < 0 and not _negated(sentence, a, b, ph)
+        ]
+        said: dict[int, frozenset[int]] = {}  # the subject of the last claim in each clause
         for claim, a, b, phrase in found:
-            if claim.misconception >= 0 and _inside_point(spans, claim.point, a, b):
+            if claim.misconception >= 0 and _inside_point(asserted, claim.point, a, b):
                 continue
-            if claim.subjects and any(
+            if claim.misconception >= 0 and any(
                 m.subject in claim.subjects and m.start < b and a < m.end for m in mentions
             ):
-                continue  # what is said about a subject cannot be the subject itself
+                continue  # a penalty needs a predicate clearly apart from its subject
             group = _governing(mentions, spans, sentence, a, b)
+            clause = sentence.clause[a]
+            if claim.misconception >= 0:
+                # A penalty needs its subject named in the same clause, not inferred.
+                local = _governing(mentions, spans, sentence, a, b, local=True)
+                if claim.subjects and not (local and local & claim.subjects):
+                    continue
+            if group is None and clause in said:
+                group = said[clause]  # "X splits it and halves it": still about X
             if group is None and _leading(sentence, a) <= 1:
                 group = carry
+            if group is not None:
+                said[clause] = group
             if claim.subjects:
                 named = group is not None and bool(group & claim.subjects)
                 if group is not None and not named:
@@ -395,14 +423,9 @@ def _compared(sentence: Sentence, start: int) -> bool:
 
 
 def _inside_point(spans: list[tuple[Claim, int, int]], point: int, start: int, end: int) -> bool:
-    """A misconception found inside a longer phrase of its own point's claim is that claim."""
+    """Words that make a point's claim are not read as its misconception too."""
     return any(
-        c.point == point
-        and c.misconception < 0
-        and a <= start
-        and end <= b
-        and (b - a) > (end - start)
-        for c, a, b in spans
+        c.point == point and c.misconception < 0 and a < end and start < b for c, a, b in spans
     )
 
 
@@ -419,6 +442,7 @@ def _governing(
     sentence: Sentence,
     start: int,
     end: int,
+    local: bool = False,
 ) -> frozenset[int] | None:
     clause = sentence.clause[start]
     previous_end = max(
@@ -429,9 +453,17 @@ def _governing(
     if before or inside:
         return frozenset(before | inside)
     leading = _leading(sentence, start)
-    after = [m for m in mentions if m.clause == clause and m.start >= end]
+    after = [
+        m
+        for m in mentions
+        if m.clause == clause
+        and m.start >= end
+        and sentence.cpos[m.start] - sentence.cpos[end - 1] <= 2  # "LIFO — это стек"
+    ]
     if after and leading <= 1:
         return frozenset({after[0].subject})
+    if local:
+        return None
     earlier = [m for m in mentions if m.start < start]
     if earlier and leading <= 1:
         last = earlier[-1]
