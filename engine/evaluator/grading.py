@@ -59,6 +59,7 @@ class Judgement:
     listlike: bool = False
     other_language: bool = False
     off_topic: Entry | None = None  # the question this answer fits instead
+    elsewhere: bool = False  # judged (by the model) to answer another question
     statements: int = 0
     sentences: int = 0
     words: int = 0
@@ -136,8 +137,9 @@ def coverage_of(rubric: CompiledRubric, analysis: Analysis) -> float:
     return probe.covered
 
 
-def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement:
-    """Read the answer against the request's rubric."""
+def _shape(
+    request: EvaluationRequest, other_language: bool
+) -> tuple[Judgement, Analysis, CompiledRubric]:
     cleaned = neutralize(request.answer)
     rubric = compile_rubric(request.rubric)  # before the analysis: it registers word beginnings
     bank_index()
@@ -146,6 +148,7 @@ def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement
     judgement.injection = cleaned.injection
     judgement.other_language = other_language
     judgement.hedged = hedges(cleaned.text)
+    judgement.dont_know = says_dont_know(cleaned.text)
     judgement.sentences = len(analysis.sentences)
     judgement.statements = sum(1 for s in analysis.sentences if s.statement)
     judgement.words = analysis.words
@@ -155,10 +158,20 @@ def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement
         and judgement.statements == 0
         and any(s.listlike or s.content_words <= 3 for s in analysis.sentences)
     )
+    return judgement, analysis, rubric
+
+
+def shape_of(request: EvaluationRequest, other_language: bool = False) -> Judgement:
+    """A judgement with no claims yet: how the answer is written, read locally."""
+    return _shape(request, other_language)[0]
+
+
+def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement:
+    """Read the answer against the request's rubric."""
+    judgement, analysis, rubric = _shape(request, other_language)
     context = " ".join([request.question, request.example_answer, *request.key_points])
     foreign = foreign_subjects(rubric, context) if request.rubric else NO_SUBJECTS
     apply_hits(judgement, analysis, match(rubric, analysis, foreign))
-    judgement.dont_know = says_dont_know(cleaned.text)
     own_share = judgement.covered / max(1, len(request.rubric))
     if analysis.sentences and request.rubric and own_share < OFF_TOPIC_CHECK_BELOW:
         named = any(m.named for m in judgement.myths)
@@ -175,18 +188,18 @@ def _off_topic(request: EvaluationRequest, analysis: Analysis, own: float) -> En
     n_own = max(1, len(request.rubric))
     best: tuple[float, Entry | None] = (0.0, None)
     own_subjects = {(p.atoms, p.prefix) for p in compile_rubric(request.rubric).subjects}
-    for entry in index.closest(analysis, exclude):
-        if any((p.atoms, p.prefix) in own_subjects for p in entry.rubric.subjects):
+    for candidate in index.closest(analysis, exclude):
+        if any((p.atoms, p.prefix) in own_subjects for p in candidate.rubric.subjects):
             continue  # a question about the same subject is not another topic
-        other = coverage_of(entry.rubric, analysis)
-        n_other = max(1, len(entry.rubric.spec))
+        other = coverage_of(candidate.rubric, analysis)
+        n_other = max(1, len(candidate.rubric.spec))
         if other / n_other > best[0]:
-            best = (other / n_other, entry)
-    share, entry = best
-    if entry is None or share < 0.4:
+            best = (other / n_other, candidate)
+    share, found = best
+    if found is None or share < 0.4:
         return None
     if own < 2 and own / n_own < OFF_TOPIC_RATIO * share:
-        return entry
+        return found
     return None
 
 
@@ -214,7 +227,7 @@ def score(judgement: Judgement, level: str) -> Scores:
     covered = judgement.covered
     wrong = judgement.wrong
     stated = sum(1 for p in judgement.points if p.credit >= FRAGMENT)
-    if judgement.off_topic is not None or (covered == 0 and wrong == 0):
+    if judgement.off_topic is not None or judgement.elsewhere or (covered == 0 and wrong == 0):
         return ZERO
     if judgement.dont_know and stated == 0:
         return ZERO

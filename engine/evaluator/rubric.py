@@ -54,6 +54,7 @@ def rubric_from_key_points(points: Iterable[Mapping[str, Any]]) -> Rubric:
     rubric: list[RubricPoint] = []
     for point in points:
         claim = point.get("claim")
+        claims: tuple[ClaimSpec, ...]
         if isinstance(claim, Mapping) and claim.get("ru") and claim.get("en"):
             claims = (_claim(claim["ru"]), _claim(claim["en"]))
         else:
