@@ -29,8 +29,9 @@ _CODE_LINE = re.compile(
 )
 # Words that English prose is made of and code rarely is.
 _ENGLISH = frozenset(
-    "the a an of to are was were that this these those with which because it its you your we "
-    "our they their there has have will would should can could when what how".split()
+    "the a an of to is are was were be that this these those with which because it its you your "
+    "we our they their there has have will would should can could when what how and or for in "
+    "on not".split()
 )
 _WORD = re.compile(r"[^\W\d_]+")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -54,5 +55,5 @@ def is_off_language(answer: str, language: str) -> bool:
         return cyrillic / letters > 0.5
     if language == "ru":
         words = {w.lower() for w in _WORD.findall(text)}
-        return cyrillic / letters < 0.05 and len(words & _ENGLISH) >= 3
+        return cyrillic / letters < 0.05 and len(words & _ENGLISH) >= 2
     return False

@@ -77,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluator", choices=("local", "openai"), default="local")
     parser.add_argument("--half", choices=(*HALVES, "both"), default="both")
     parser.add_argument("--verbose", action="store_true", help="print every answer's score")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N answers of a half")
     args = parser.parse_args(argv)
     halves = HALVES if args.half == "both" else (args.half,)
     bank_index()  # built once per process; not part of the per-answer cost
     summaries: list[str] = []
     for half in halves:
-        items = load(half)
+        items = load(half)[: args.limit] if args.limit else load(half)
         cpu = None
         if args.evaluator == "local":
             graded, cpu = grade_locally(items)

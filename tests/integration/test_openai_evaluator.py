@@ -832,3 +832,30 @@ async def test_an_abandoned_stream_releases_the_half_open_trial(
 
     assert evaluator.breaker.state == "half-open"
     assert done(await collect(evaluator, request_for(GOOD_EN + " next"))).source == "openai"
+
+
+# --- measuring a model --------------------------------------------------------------------------
+
+
+def test_make_eval_runs_the_labelled_set_through_an_openai_compatible_server(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.evaluator import run
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OPENAI_MODEL", "local-test-model")
+    assert run.main(["--evaluator", "openai", "--half", "test", "--limit", "12"]) == 0
+
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("test[openai]: n=12 spearman=")
+    [graded_by] = [line for line in lines if "graded by:" in line]
+    sources = dict(
+        (name, int(count))
+        for name, count in (part.split() for part in graded_by.split(":", 1)[1].split(","))
+    )
+    # Answers that say nothing are graded before the model; every other one reached it.
+    assert set(sources) <= {"openai", "precheck"} and sum(sources.values()) == 12
+    assert sources["openai"] == fake.calls > 0
+    assert {r.body["model"] for r in fake.requests} == {"local-test-model"}
