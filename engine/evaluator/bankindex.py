@@ -9,9 +9,10 @@ few closest questions and only those are matched claim by claim.
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from engine.evaluator.base import EvaluationRequest, Texts
 from engine.evaluator.rubric import (
@@ -22,10 +23,11 @@ from engine.evaluator.rubric import (
     rubric_from_key_points,
     subjects_of,
 )
-from engine.evaluator.text import Analysis, analyse
+from engine.evaluator.text import Analysis, analyse, normalize, tokens
 
 CANDIDATES = 3
 GENERIC = 10  # a word in this many questions' texts is too common to mark another topic
+SPREAD_HEAD = 4  # words are counted by their first letters: no stemming needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class BankIndex:
     entries: tuple[Entry, ...]
     postings: dict[str, tuple[tuple[int, float], ...]]
     subjects: tuple[Phrase, ...]  # every subject any rubric names
-    spread: dict[str, int]  # in how many questions' texts and example answers a word occurs
+    spread: dict[str, int]  # in how many questions' texts a word (its first letters) occurs
 
     def closest(self, analysis: Analysis, exclude: frozenset[str]) -> list[Entry]:
         """The questions whose rubric vocabulary the answer uses most, best first."""
@@ -55,9 +57,27 @@ class BankIndex:
         ]
 
 
-@cache
+_BUILT: list[BankIndex] = []
+_BUILD_LOCK = threading.Lock()
+
+
 def bank_index() -> BankIndex:
-    """Built once per process from the shipped bank (about half a second, mostly stemming)."""
+    """Built once per process from the shipped bank (a second or so, mostly stemming)."""
+    if _BUILT:
+        return _BUILT[0]
+    with _BUILD_LOCK:
+        if not _BUILT:
+            _BUILT.append(_build())
+    return _BUILT[0]
+
+
+def warm_up() -> None:
+    """Build the index in a background thread, so the first answer does not wait for it."""
+    if not _BUILT:
+        threading.Thread(target=bank_index, name="bank-index", daemon=True).start()
+
+
+def _build() -> BankIndex:
     from engine.questions.bank import load_bank
 
     entries = tuple(
@@ -80,11 +100,10 @@ def bank_index() -> BankIndex:
             postings[word].append((i, math.log(1 + total / frequency[word])))
     spread: dict[str, int] = defaultdict(int)
     for q in load_bank():
-        words: set[str] = set()
-        for text in (q.text.ru, q.text.en, q.exampleAnswer.ru, q.exampleAnswer.en):
-            words |= analyse(text).stems
-        for word in words:
-            spread[word] += 1
+        texts = (q.text.ru, q.text.en, q.exampleAnswer.ru, q.exampleAnswer.en)
+        heads = {w[:SPREAD_HEAD] for text in texts for w in tokens(normalize(text))}
+        for head in heads:
+            spread[head] += 1
     subjects: dict[tuple[tuple[str, ...], tuple[bool, ...]], Phrase] = {}
     for entry in entries:
         for phrase in entry.rubric.subjects:
@@ -113,7 +132,9 @@ def foreign_subjects(rubric: CompiledRubric, context: str) -> Subjects:
     def specific(phrase: Phrase) -> bool:
         """Names a particular thing ("merge sort"), not a word every topic uses ("both")."""
         return any(
-            len(a) >= 4 and a.isalpha() and (len(a) >= 5 if p else index.spread.get(a, 0) < GENERIC)
+            len(a) >= 4
+            and a.isalpha()
+            and (len(a) >= 5 if p else index.spread.get(a[:SPREAD_HEAD], 0) < GENERIC)
             for a, p in zip(phrase.atoms, phrase.prefix, strict=True)
         )
 

@@ -11,6 +11,7 @@ import dataclasses
 import re
 from collections.abc import AsyncGenerator
 
+from engine.evaluator.bankindex import warm_up
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, StreamItem
 from engine.evaluator.feedback import write
 from engine.evaluator.grading import Judgement, PointResult, Scores, judge, score
@@ -111,6 +112,7 @@ class LocalEvaluator:
 
     def __init__(self, delay_sec: float = 0.0) -> None:
         self._delay = delay_sec
+        warm_up()
 
     async def evaluate(self, request: EvaluationRequest) -> AsyncGenerator[StreamItem]:
         evaluation, feedback = grade(request)
