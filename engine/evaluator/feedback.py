@@ -154,6 +154,7 @@ def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> s
         parts.append(right)
     elif listed:
         parts.append(text["listed"].format(q=listed[0].quote))
+    fixes: dict[str, list[str]] = {}  # quote -> corrections, in the order they were said
     seen: set[tuple[int, int]] = set()
     for myth in judgement.myths:
         key = (myth.point, myth.misconception)
@@ -161,11 +162,16 @@ def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> s
             continue
         seen.add(key)
         wrong = rubric[myth.point].misconceptions[myth.misconception]
-        parts.append(text["wrong"].format(q=myth.quote, fix=pick(wrong.correction, language)))
+        fixes.setdefault(myth.quote, []).append(pick(wrong.correction, language))
+    for quoted, corrections in fixes.items():
+        parts.append(text["wrong"].format(q=quoted, fix=" ".join(corrections)))
     for claim in judgement.unlisted_errors:
         parts.append(text["wrong_unlisted"].format(q=claim))
+    corrected = {m.point for m in judgement.myths}  # already said right above
     missing = [
-        _point(rubric[i], language) for i, p in enumerate(judgement.points) if p.credit < FRAGMENT
+        _point(rubric[i], language)
+        for i, p in enumerate(judgement.points)
+        if p.credit < FRAGMENT and i not in corrected
     ]
     if missing:
         parts.append(text["missing"].format(items=_join(missing[:MAX_MISSING])))
