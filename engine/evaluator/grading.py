@@ -98,12 +98,21 @@ def _credit(sentence: Sentence, hedged: bool) -> float:
     return shape * (HEDGED if hedged else 1.0)
 
 
-def apply_hits(judgement: Judgement, analysis: Analysis, hits: list[Hit]) -> None:
+def apply_hits(
+    judgement: Judgement,
+    analysis: Analysis,
+    hits: list[Hit],
+    any_hedge: bool | None = None,
+    any_unsure: bool | None = None,
+) -> None:
     """Fold matched claims into the judgement: best credit per point, asserted myths."""
     hedged_at: dict[int, bool] = {}
-    any_hedge = hedges(analysis.text)
+    if any_hedge is None:
+        any_hedge = hedges(analysis.text)
+    if any_unsure is None:
+        any_unsure = says_dont_know(analysis.text)
     unsure: set[int] = set()
-    if says_dont_know(analysis.text):
+    if any_unsure:
         unsure = {i for i, s in enumerate(analysis.sentences) if says_dont_know(s.text)}
     for hit in hits:
         if hit.sentence in unsure and hit.claim.misconception < 0:
@@ -133,7 +142,7 @@ def apply_hits(judgement: Judgement, analysis: Analysis, hits: list[Hit]) -> Non
 def coverage_of(rubric: CompiledRubric, analysis: Analysis) -> float:
     """Points credited against a rubric (misconceptions ignored): for comparing questions."""
     probe = Judgement([PointResult() for _ in rubric.spec])
-    apply_hits(probe, analysis, match(rubric, analysis))
+    apply_hits(probe, analysis, match(rubric, analysis), False, False)
     return probe.covered
 
 
@@ -171,7 +180,8 @@ def judge(request: EvaluationRequest, other_language: bool = False) -> Judgement
     judgement, analysis, rubric = _shape(request, other_language)
     context = " ".join([request.question, request.example_answer, *request.key_points])
     foreign = foreign_subjects(rubric, context) if request.rubric else NO_SUBJECTS
-    apply_hits(judgement, analysis, match(rubric, analysis, foreign))
+    hits = match(rubric, analysis, foreign)
+    apply_hits(judgement, analysis, hits, judgement.hedged, judgement.dont_know)
     own_share = judgement.covered / max(1, len(request.rubric))
     if analysis.sentences and request.rubric and own_share < OFF_TOPIC_CHECK_BELOW:
         named = any(m.named for m in judgement.myths)

@@ -96,9 +96,25 @@ def neutralize(answer: str) -> Cleaned:
     return Cleaned("\n".join(line for line in kept if line), injection)
 
 
+# Words one of whose phrases must contain: most answers have none, and then the long patterns
+# are not run at all.
+_DONT_KNOW_HINT = re.compile(
+    r"зна|помн|поняти|затрудн|сталкив|доводил|разбира|изуча|курсе|хз|забы|слыша|сказать|"
+    r"ответить|объяснить|вспомнить|know|remember|recall|idk|idea|clue|familiar|heard|used|"
+    r"worked|forgot|say|answer|explain|pass|skip|пас|пропуск"
+)
+_HEDGE_HINT = re.compile(
+    r"кажется|вроде|наверн|возможно|моему|ошибаюсь|уверен|помню|примерно|как-то|скорее|думаю|"
+    r"think|maybe|probabl|perhaps|guess|believe|sure|remember|iirc|kind|sort|100%|suppose|"
+    r"might|could"
+)
+
+
 def says_dont_know(text: str) -> bool:
-    return _DONT_KNOW.search(text) is not None
+    lower = text.lower()
+    return _DONT_KNOW_HINT.search(lower) is not None and _DONT_KNOW.search(text) is not None
 
 
 def hedges(text: str) -> bool:
-    return _HEDGE.search(text) is not None
+    lower = text.lower()
+    return _HEDGE_HINT.search(lower) is not None and _HEDGE.search(text) is not None

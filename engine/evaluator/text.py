@@ -12,6 +12,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import snowballstemmer
 
@@ -24,8 +25,8 @@ MAX_HEAD = 16  # longest word beginning a prefix phrase can ask for
 
 _CYRILLIC = re.compile("[а-я]")
 _SPACES = re.compile(r"\s+")
+_FANCY_QUOTE = re.compile("[«»“”„’‘]")
 _QUOTES = str.maketrans({"«": '"', "»": '"', "“": '"', "”": '"', "„": '"', "’": "'", "‘": "'"})
-_DASHES = re.compile(r"\s[–—-]{1,2}\s|\s[–—]|[–—]\s")
 _NOT = re.compile(r"n['’]t\b")
 
 # Complexity notation: the inside of O(...) without spaces, powers and log spellings unified.
@@ -97,10 +98,23 @@ _RU_VERB = re.compile(
 )
 
 
+def _lower(text: str) -> str:
+    """Lower case, one kind of quote, `ё` as `е`, `хэш` as `хеш` (whitespace left as it is)."""
+    text = text.lower().replace("ё", "е")
+    if _FANCY_QUOTE.search(text):
+        text = text.translate(_QUOTES)
+    if "эш" in text:
+        text = text.replace("хэш", "хеш").replace("кэш", "кеш")
+    return text
+
+
 def normalize(text: str) -> str:
     """Lower case, one kind of quote and dash, `ё` as `е`, whitespace collapsed."""
-    text = text.lower().replace("ё", "е").translate(_QUOTES)
-    text = text.replace("хэш", "хеш").replace("кэш", "кеш")
+    text = text.lower().replace("ё", "е")
+    if _FANCY_QUOTE.search(text):
+        text = text.translate(_QUOTES)
+    if "эш" in text:
+        text = text.replace("хэш", "хеш").replace("кэш", "кеш")
     return _SPACES.sub(" ", text).strip()
 
 
@@ -121,13 +135,16 @@ _MAYBE_COMPLEXITY = re.compile(
 )
 
 
-def canonical(text: str) -> str:
-    """The normalised text with complexity notation turned into single tokens."""
+def canonical(text: str, complexity: bool = True) -> str:
+    """The normalised text with complexity notation turned into single tokens.
+
+    `complexity=False` says the caller already knows the text spells no complexity in words.
+    """
     if "'" in text or "’" in text:
         text = _NOT.sub(" not", text)
     if "(" in text:
         text = _BIGO.sub(lambda m: f" o({_bigo_inner(m.group(1))}) ", text)
-    if _MAYBE_COMPLEXITY.search(text):
+    if complexity and _MAYBE_COMPLEXITY.search(text):
         for pattern, replacement in _BARE:
             text = pattern.sub(replacement, text)
     return text
@@ -181,12 +198,23 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+_VERBISH: dict[str, bool] = {}
+
+
 def is_verb_like(raw: str) -> bool:
-    if raw in _VERB_WORDS:
-        return True
-    if _CYRILLIC.match(raw):
-        return len(raw) > 4 and _RU_VERB.search(raw) is not None
-    return len(raw) > 4 and raw.endswith("ed")
+    """A finite verb, a copula or a modal, roughly (cached per word)."""
+    found = _VERBISH.get(raw)
+    if found is None:
+        if raw in _VERB_WORDS:
+            found = True
+        elif _CYRILLIC.match(raw):
+            found = len(raw) > 4 and _RU_VERB.search(raw) is not None
+        else:
+            found = len(raw) > 4 and raw.endswith("ed")
+        if len(_VERBISH) >= _STEM_CACHE_LIMIT:
+            _VERBISH.clear()
+        _VERBISH[raw] = found
+    return found
 
 
 @dataclass(slots=True)
@@ -220,28 +248,29 @@ class Analysis:
     prefixes: frozenset[str]  # every beginning (2+ letters) of every word, for prefix phrases
 
 
-def _sentence(text: str) -> Sentence:
-    norm = canonical(normalize(text))
-    raws = _TOKEN.findall(norm)
-    sentence = Sentence(text, raws)
-    stems = _STEMS
-    sentence.stems = [stems.get(raw) or stem(raw) for raw in raws]
+def _sentence(text: str, complexity: bool = True) -> Sentence:
+    norm = canonical(_lower(text), complexity)  # whitespace is already collapsed
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(norm)]
     if breaks:
-        starts = [m.start() for m in _TOKEN.finditer(norm)]
-        sentence.clause = [bisect_left(breaks, at) for at in starts]
+        found = [(m.group(), m.start()) for m in _TOKEN.finditer(norm)]
+        raws = [raw for raw, _ in found]
+        clauses = [bisect_left(breaks, at) for _, at in found]
     else:
-        sentence.clause = [0] * len(raws)
-    content = -1
-    cpos = sentence.cpos
-    for raw in raws:
-        if raw not in STOP:
-            content += 1
-        cpos.append(content if content > 0 else 0)
+        raws = _TOKEN.findall(norm)
+        clauses = [0] * len(raws)
+    sentence = Sentence(text, raws)
+    sentence.clause = clauses
+    stems = _STEMS
+    sentence.stems = [stems.get(raw) or stem(raw) for raw in raws]
+    stop = STOP
+    sentence.cpos = [c - 1 if c > 0 else 0 for c in accumulate(raw not in stop for raw in raws)]
     index = sentence.index
     for i, s in enumerate(sentence.stems):
-        index.setdefault(s, []).append(i)
-    sentence.heads = frozenset().union(*(heads(raw) for raw in set(raws)))
+        if s in index:
+            index[s].append(i)
+        else:
+            index[s] = [i]
+    sentence.heads = frozenset().union(*map(heads, set(raws)))
     sentence.statement, sentence.listlike = _shape(norm, sentence)
     return sentence
 
@@ -258,7 +287,7 @@ def _shape(norm: str, sentence: Sentence) -> tuple[bool, bool]:
     """(makes a statement, is a bare list of terms)."""
     content = sentence.content_words
     verb = any(is_verb_like(r) for r in sentence.raw)
-    defines = bool(_DASHES.search(" " + norm + " ")) or (":" in norm and content >= 3)
+    defines = "—" in norm or "–" in norm or " - " in norm or (":" in norm and content >= 3)
     statement = verb or defines or content >= 7
     if sum(norm.count(c) for c in ",;/") + norm.count(" and ") + norm.count(" и ") < 2:
         return statement, False  # fewer than three items: not a list
@@ -273,7 +302,8 @@ def analyse(text: str) -> Analysis:
     lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
     original = "\n".join(line for line in lines if line)
     parts = [p.strip() for p in _SENTENCE_END.split(original) if p and p.strip()]
-    sentences = [_sentence(p) for p in parts]
+    complexity = _MAYBE_COMPLEXITY.search(original.lower()) is not None
+    sentences = [_sentence(p, complexity) for p in parts]
     sentences = [s for s in sentences if s.raw]
     stems = frozenset(s for sentence in sentences for s in sentence.stems)
     raws = frozenset(r for sentence in sentences for r in sentence.raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 
@@ -29,8 +30,25 @@ def request_for(item: Labelled) -> EvaluationRequest:
     return bank_request(item.question, item.answer, item.language)
 
 
-def grade_locally(items: list[Labelled]) -> tuple[list[Graded], float]:
-    """Scores and the CPU time per answer, measured on a second (warm) pass."""
+TYPICAL_CHARS = (550, 900)  # "a typical 700-character answer"
+
+
+def typical_cost(requests: list[EvaluationRequest]) -> float | None:
+    """Median CPU seconds to grade one answer of about 700 characters (best of 5 runs each)."""
+    typical = [r for r in requests if TYPICAL_CHARS[0] <= len(r.answer) <= TYPICAL_CHARS[1]]
+    costs = []
+    for request in typical:
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            grade(request)
+            best = min(best, time.process_time() - started)
+        costs.append(best)
+    return statistics.median(costs) if costs else None
+
+
+def grade_locally(items: list[Labelled]) -> tuple[list[Graded], float, float | None]:
+    """Scores, the CPU time per answer on a second (warm) pass, and per typical answer."""
     requests = [request_for(item) for item in items]
     results = [grade(r)[0] for r in requests]
     started = time.process_time()
@@ -41,7 +59,7 @@ def grade_locally(items: list[Labelled]) -> tuple[list[Graded], float]:
         Graded(item, ev.score, req.level, ev.source)
         for item, req, ev in zip(items, requests, results, strict=True)
     ]
-    return graded, per_answer
+    return graded, per_answer, typical_cost(requests)
 
 
 async def grade_with(evaluator: Evaluator, items: list[Labelled]) -> list[Graded]:
@@ -84,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     summaries: list[str] = []
     for half in halves:
         items = load(half)[: args.limit] if args.limit else load(half)
-        cpu = None
+        cpu = typical = None
         if args.evaluator == "local":
-            graded, cpu = grade_locally(items)
+            graded, cpu, typical = grade_locally(items)
         else:
             graded = asyncio.run(grade_openai(items))
         fig = figures(graded)
@@ -97,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("  graded by: " + ", ".join(f"{s} {n}" for s, n in sorted(sources.items())))
         if cpu is not None:
             lines.append(f"  CPU per graded answer (warm)   {cpu * 1000:.2f} ms")
+        if typical is not None:
+            lines.append(f"  CPU per ~700-char answer (median) {typical * 1000:.2f} ms")
         if args.verbose:
             for g in sorted(graded, key=lambda g: abs(g.score - g.item.expected), reverse=True):
                 lines.append(
