@@ -44,8 +44,8 @@ _TEXT = {
         "поэтому 0 баллов.",
         "injection": "Указания проверяющему в ответе проигнорированы: оценивается только "
         "техническое содержание.",
-        "off_topic": "Это ответ на другой вопрос — «{other}» (тема: {topic}), а не на заданный. "
-        "По этому вопросу баллов нет.",
+        "off_topic": "Это ответ на другой вопрос — «{other}» (тема: {topic}), а спрашивали: "
+        "«{own}». По этому вопросу баллов нет.",
         "language": "Вы ответили по-английски; содержание оценено, но на собеседовании лучше "
         "отвечать на его языке.",
         "expected": "Хороший ответ: {items}.",
@@ -67,8 +67,8 @@ _TEXT = {
         "so the score is 0.",
         "injection": "Instructions to the grader in the answer were ignored: only the technical "
         "content is graded.",
-        "off_topic": 'This answers a different question, "{other}" (topic: {topic}), not the '
-        "one asked. It earns no points here.",
+        "off_topic": 'This answers a different question, "{other}" (topic: {topic}); the '
+        'question was "{own}". It earns no points here.',
         "language": "You answered in Russian; the content is graded, but in an interview answer "
         "in its language.",
         "expected": "A good answer says: {items}.",
@@ -91,6 +91,11 @@ def _lower_first(text: str) -> str:
     if len(text) > 1 and text[0].isupper() and not text[1].isupper():
         return text[0].lower() + text[1:]
     return text
+
+
+def _short(question: str, limit: int = 140) -> str:
+    text = " ".join(question.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
 def _join(items: list[str]) -> str:
@@ -125,7 +130,11 @@ def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> s
     if judgement.off_topic is not None:
         other = judgement.off_topic
         topic = topic_name(other.tags[0] if other.tags else "", language)
-        parts.append(text["off_topic"].format(other=pick(other.text, language), topic=topic))
+        parts.append(
+            text["off_topic"].format(
+                other=_short(pick(other.text, language)), topic=topic, own=_short(request.question)
+            )
+        )
         return " ".join(parts)
     if scores.score == 0 and not judgement.myths:
         if not request.answer.strip():
