@@ -117,6 +117,19 @@ def _study(request: EvaluationRequest, judgement: Judgement, language: str) -> s
     return text["study_plain"].format(point=_point(point, language))
 
 
+def _expected(request: EvaluationRequest, judgement: Judgement, language: str) -> list[str]:
+    """What a good answer to this question says, and the first thing to study."""
+    text = _TEXT["en" if language == "en" else "ru"]
+    parts = []
+    if request.rubric:
+        items = [_point(p, language) for p in request.rubric[:MAX_MISSING]]
+        parts.append(text["expected"].format(items=_join(items)))
+    study = _study(request, judgement, language)
+    if study:
+        parts.append(study)
+    return parts
+
+
 def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> str:
     """The feedback for a graded answer."""
     language = "en" if request.language == "en" else "ru"
@@ -135,7 +148,7 @@ def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> s
                 other=_short(pick(other.text, language)), topic=topic, own=_short(request.question)
             )
         )
-        return " ".join(parts)
+        return " ".join(parts + _expected(request, judgement, language))
     if scores.score == 0 and not judgement.myths:
         if not request.answer.strip():
             parts.append(text["empty"])
@@ -143,13 +156,7 @@ def write(request: EvaluationRequest, judgement: Judgement, scores: Scores) -> s
             parts.append(text["dont_know"])
         else:
             parts.append(text["nothing"])
-        if rubric:
-            items = [_point(p, language) for p in rubric[:MAX_MISSING]]
-            parts.append(text["expected"].format(items=_join(items)))
-        study = _study(request, judgement, language)
-        if study:
-            parts.append(study)
-        return " ".join(parts)
+        return " ".join(parts + _expected(request, judgement, language))
 
     credited = [(i, p) for i, p in enumerate(judgement.points) if p.credit >= STATED - 1e-9]
     listed = [p for p in judgement.points if 0 < p.credit < STATED - 1e-9]
