@@ -13,7 +13,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint eval bench bench-nodes bench-llm seed create-admin schema clean chromium
+.PHONY: run test lint eval bench bench-nodes bench-llm seed create-admin backup restore schema \
+	clean chromium nginx
 
 # constraints.txt pins every package the suite was last run with, so a new release upstream
 # cannot change a run; refresh it deliberately (pip freeze) when upgrading.
@@ -40,13 +41,29 @@ chromium:
 		(apt-get update && apt-get install -y chromium) || \
 		echo "could not install chromium: the browser tests will fail (or set CHROMIUM_PATH)" >&2
 
-test: $(STAMP) chromium
-	$(BIN)/python -m core.cli export-schema --check
-	$(BIN)/pytest -n 4 --dist loadfile
+# Debian's nginx for the production-shape test (tests/deploy), which runs deploy/nginx.conf.
+# If it cannot be installed, that test fails and says why.
+nginx:
+	@command -v $${NGINX_PATH:-nginx} >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+		(apt-get update && apt-get install -y nginx-light) || \
+		echo "could not install nginx: the deployment test will fail (or set NGINX_PATH)" >&2
 
-lint: $(STAMP)
+# The page's model under node's own test runner, then the suite (which also lints the served
+# OpenAPI document with Spectral). Coverage (branch) counts the
+# product's code run by the tests and by the product processes they start (pyproject.toml
+# [tool.coverage]); the suite fails below the floor. Tracing makes CPU-bound tests (the
+# schema fuzzing) up to half as slow again, so the per-test hang guard is longer here.
+COVERAGE_FLOOR := 90
+test: $(STAMP) $(NODE_STAMP) chromium nginx
+	$(BIN)/python -m core.cli export-schema --check
+	node --test tests/web/*.test.js
+	COVERAGE_DATA_DIR=$(CURDIR) $(BIN)/pytest -n 4 --dist loadfile \
+		--cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) --timeout=180
+
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	node_modules/.bin/eslint .
 
 # Grading measured on the labelled answers in tests/evaluator/graded (both halves; the floors in
 # tests/evaluator/test_floors.py hold the test half). EVALUATOR=openai grades through the model
@@ -65,11 +82,19 @@ bench-nodes: $(STAMP)
 bench-llm: $(STAMP)
 	$(BIN)/python -m load.bench_llm
 
+# The staff commands work with or without `make run` running (they find its database).
 seed: $(STAMP)
 	$(BIN)/python -m core.cli seed
 
 create-admin: $(STAMP)
-	$(BIN)/python -m core.cli create-admin
+	$(BIN)/python -m core.cli create-admin $(if $(ADMIN_EMAIL),--email "$(ADMIN_EMAIL)")
+
+backup: $(STAMP)
+	$(BIN)/python -m core.cli backup
+
+restore: $(STAMP)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=path/to/backup.tar.gz [FORCE=1]" >&2; exit 2; }
+	$(BIN)/python -m core.cli restore "$(FILE)" $(if $(filter 1 yes true,$(FORCE)),--force)
 
 schema: $(STAMP)
 	$(BIN)/python -m core.cli export-schema

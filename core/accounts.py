@@ -21,7 +21,6 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("user", "admin")
 TOKENS_VALID_AFTER_KEY = "tva:"
 
 
@@ -59,6 +58,14 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateProfile:
+    """What the interview engine needs to know of a user."""
+
+    verified: bool
+    language: str
 
 
 class AccountService:
@@ -317,6 +324,13 @@ class AccountService:
         if user is None:
             raise NotFound("No such user", code="user_not_found")
         return user
+
+    async def candidate_profile(self, user_id: str) -> CandidateProfile | None:
+        oid = parse_object_id(user_id)
+        user = await self._users.find_one({"_id": oid}) if oid else None
+        if user is None:
+            return None
+        return CandidateProfile(bool(user.get("isEmailVerified")), user.get("language", "ru"))
 
     async def update_profile(self, user_id: str, changes: dict[str, Any]) -> Doc:
         """Apply profile changes; a new email waits in `pendingEmail` until it is verified."""

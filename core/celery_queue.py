@@ -11,9 +11,11 @@ RUN_JOB_TASK = "workers.run_job"
 
 
 class CeleryTaskQueue:
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, queue: str = "celery") -> None:
         self._app = Celery("interview-platform", broker=broker_url)
-        self._app.conf.update(task_serializer="json", accept_content=["json"])
+        self._app.conf.update(
+            task_serializer="json", accept_content=["json"], task_default_queue=queue
+        )
 
     async def enqueue(self, name: str, payload: dict[str, Any]) -> None:
         # send_task talks to the broker synchronously; keep it off the event loop.

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.db import Database
 from core.embedded_mongo import EmbeddedMongo
@@ -87,12 +91,16 @@ async def open_infrastructure(
     limiter: RateLimiter
     if settings.redis_url:
         # A blocking pool: under load a command waits for a free connection instead of failing.
+        # A connection that broke while idle in the pool (Redis restarted) is replaced and the
+        # command tried again, a few times with a short backoff, before an error is raised.
         pool = BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=settings.redis_max_connections,
             timeout=5,
             socket_connect_timeout=5,
             health_check_interval=30,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         redis = Redis(connection_pool=pool)
         cache = RedisCache(redis, settings.redis_key_prefix)
@@ -108,7 +116,7 @@ async def open_infrastructure(
     if settings.celery_broker_url and not in_process_jobs:
         from core.celery_queue import CeleryTaskQueue
 
-        queue = CeleryTaskQueue(settings.celery_broker_url)
+        queue = CeleryTaskQueue(settings.celery_broker_url, settings.celery_queue)
     else:
         queue = InProcessTaskQueue(jobs)
     components = {

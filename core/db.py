@@ -59,6 +59,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)], name="user_tickets"),
         IndexModel([("status", ASCENDING), ("createdAt", DESCENDING)], name="status_created"),
     ],
+    "support_ticket_slots": [
+        # A user's daily ticket allowance as numbered slots: claiming one is a single atomic
+        # upsert, so tickets opened at the same moment get exactly the allowance between them.
+        IndexModel([("userId", ASCENDING), ("slot", ASCENDING)], unique=True, name="user_slot"),
+        IndexModel([("until", ASCENDING)], expireAfterSeconds=0, name="until_ttl"),
+    ],
     "campaigns": [
         IndexModel([("status", ASCENDING), ("sendAt", ASCENDING)], name="status_send_at"),
         IndexModel([("createdAt", DESCENDING)], name="created"),

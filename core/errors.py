@@ -70,3 +70,15 @@ class RateLimited(AppError):
 class PaymentRequired(AppError):
     status = 402
     code = "subscription_required"
+
+
+class Unavailable(AppError):
+    """A backing service (Redis, the database) cannot be reached right now; retrying may work."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(
+            message, headers={"Retry-After": str(retry_after)}, details={"retryAfter": retry_after}
+        )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core.errors import Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,23 +80,34 @@ class MemoryRateLimiter:
         return RateDecision(True, 0)
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise Unavailable("The cache is unreachable; retry shortly") from exc
+
+
 class RedisCache:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix + "cache:"
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
+        with _reachable():
+            value = await self._redis.get(self._prefix + key)
         if value is None:
             return None
         return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_sec: int) -> None:
-        await self._redis.set(self._prefix + key, value, ex=ttl_sec)
+        with _reachable():
+            await self._redis.set(self._prefix + key, value, ex=ttl_sec)
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._redis.delete(*(self._prefix + k for k in keys))
+            with _reachable():
+                await self._redis.delete(*(self._prefix + k for k in keys))
 
 
 # One round trip: count, start the window on the first hit, report the time left.
@@ -110,7 +127,8 @@ class RedisRateLimiter:
         self._script = redis.register_script(_HIT_SCRIPT)
 
     async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
-        count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_sec * 1000])
+        with _reachable():
+            count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_sec * 1000])
         if int(count) > limit:
             return RateDecision(False, max(1, math.ceil(int(ttl_ms) / 1000)))
         return RateDecision(True, 0)

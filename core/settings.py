@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from enum import StrEnum
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"
 DEFAULT_PEPPER = "dev-only-password-pepper"
@@ -66,6 +69,10 @@ class Settings(BaseSettings):
     node_id: str = Field(default_factory=lambda: socket.gethostname())
     log_level: str = "INFO"
     data_dir: Path = Path(".data")
+    # Peers whose X-Forwarded-For/-Proto are believed (uvicorn's list): the reverse proxy only.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # How long a stopping node waits for open requests and hands sockets over (close 1012).
+    graceful_shutdown_sec: int = Field(default=10, ge=0)
 
     # Storage
     mongodb_url: str = ""
@@ -74,6 +81,13 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "ip:"
     redis_max_connections: int = Field(default=500, ge=1)
     celery_broker_url: str = ""
+    # The broker queue jobs go to: one per deployment colour keeps old workers off new jobs.
+    celery_queue: str = Field(default="celery", min_length=1)
+
+    # Backups (`make backup`, the scheduled backup job)
+    backup_dir: Path | None = None  # DATA_DIR/backups when unset
+    backup_keep: int = Field(default=7, ge=1)
+    backup_interval_sec: int = Field(default=24 * 3600, ge=0)  # 0: no scheduled backups
 
     # Security
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
@@ -117,6 +131,11 @@ class Settings(BaseSettings):
 
     # Evaluator
     local_evaluator_delay_sec: float = Field(default=0.01, ge=0, le=1)
+    # Off by default: most frames are small JSON deltas, which cost more CPU to compress than
+    # the bytes they save are worth (load/README.md has the measurement).
+    ws_per_message_deflate: bool = False
+    # Feedback deltas that come within this window go out as one event (the first at once).
+    feedback_coalesce_ms: int = Field(default=30, ge=0, le=1000)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o"
@@ -153,6 +172,11 @@ class Settings(BaseSettings):
     support_tickets_per_day: int = 5
     support_message_max_chars: int = 5000
 
+    @field_validator("backup_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
@@ -163,6 +187,10 @@ class Settings(BaseSettings):
         if not self.public_base_url:
             object.__setattr__(self, "public_base_url", f"http://{self.host}:{self.port}")
         return self
+
+    @property
+    def backup_path(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else self.data_dir / "backups"
 
     @property
     def is_production(self) -> bool:
@@ -195,7 +223,11 @@ class Settings(BaseSettings):
         return int(getattr(self, f"pass_threshold_{level}"))
 
     def check_production(self) -> None:
-        """Refuse a production start on unsafe defaults, in one line."""
+        """Refuse a production start on unsafe defaults, in one line; log what runs degraded.
+
+        Optional vendors are optional in production too: without CloudPayments billing turns
+        payments off (it says so itself), without SendPulse mail goes to the outbox folder.
+        """
         if not self.is_production:
             return
         secret = self.jwt_secret.get_secret_value()
@@ -214,6 +246,26 @@ class Settings(BaseSettings):
             )
         if self.embedded_redis:
             raise ConfigurationError("REDIS_URL must be set in production (sessions span nodes)")
+        for line in self.production_notes():
+            if line not in _noted:
+                _noted.add(line)
+                log.warning(line)
+
+    def production_notes(self) -> list[str]:
+        """What a production start without an optional vendor does instead, one line each."""
+        notes = []
+        if not self.sendpulse_enabled:
+            outbox = (self.data_dir / "outbox").resolve()
+            notes.append(
+                f"mail is written to {outbox} as .eml files (no SENDPULSE_CLIENT_ID/SECRET): "
+                "keep that folder on a volume and deliver from it, or configure SendPulse"
+            )
+        if not self.openai_enabled:
+            notes.append("answers are graded by the local evaluator (no OPENAI_API_KEY)")
+        return notes
+
+
+_noted: set[str] = set()  # production notes already logged by this process
 
 
 def parse_rate(spec: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from core.db import Database, Doc, parse_object_id
 from core.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TicketStatus = Literal["new", "in-progress", "resolved"]
-STATUSES: tuple[TicketStatus, ...] = ("new", "in-progress", "resolved")
 SUBJECT_MAX_CHARS = 200
 MAX_RESPONSES = 200  # bounds the document: every response may be support_message_max_chars long
 LIMIT_WINDOW = timedelta(days=1)
@@ -32,6 +32,7 @@ class SupportService:
     def __init__(self, settings: Settings, db: Database, mailer: Mailer) -> None:
         self._settings = settings
         self._tickets = db["support_tickets"]
+        self._slots = db["support_ticket_slots"]
         self._users = db["users"]
         self._mailer = mailer
 
@@ -62,19 +63,34 @@ class SupportService:
 
     # --- the user's side -------------------------------------------------------------------
 
-    async def _check_daily_limit(self, user_oid: ObjectId, now: datetime) -> None:
+    async def _claim_slot(self, user_oid: ObjectId, ticket_oid: ObjectId, now: datetime) -> None:
+        """Take one of the user's `support_tickets_per_day` slots for a rolling day.
+
+        A slot is free when it does not exist or its `until` has passed; taking it is one
+        upsert guarded by the unique (userId, slot) index, so concurrent requests can never
+        share a slot and every free slot is taken by someone.
+        """
         limit = self._settings.support_tickets_per_day
-        recent = [
-            d["createdAt"]
-            async for d in self._tickets.find(
-                {"userId": user_oid, "createdAt": {"$gt": now - LIMIT_WINDOW}}, {"createdAt": 1}
-            )
-            .sort("createdAt", DESCENDING)
-            .limit(limit)
+        for slot in range(limit):
+            try:
+                await self._slots.update_one(
+                    {"userId": user_oid, "slot": slot, "until": {"$lte": now}},
+                    {"$set": {"until": now + LIMIT_WINDOW, "ticketId": ticket_oid}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                continue  # held by a ticket from the last day
+            return
+        held = [
+            d["until"] async for d in self._slots.find({"userId": user_oid, "until": {"$gt": now}})
         ]
-        if len(recent) >= limit:
-            # The oldest ticket still inside the window decides when a new one is allowed.
-            raise self._limit_error(min(recent) + LIMIT_WINDOW - now)
+        # The slot that frees up first decides when a new ticket is allowed.
+        raise self._limit_error((min(held) - now) if held else timedelta(minutes=1))
+
+    async def _release_slot(self, user_oid: ObjectId, ticket_oid: ObjectId, now: datetime) -> None:
+        await self._slots.update_one(
+            {"userId": user_oid, "ticketId": ticket_oid}, {"$set": {"until": now}}
+        )
 
     def _limit_error(self, wait: timedelta) -> AppError:
         limit = self._settings.support_tickets_per_day
@@ -93,8 +109,10 @@ class SupportService:
         clean_subject = self._clean_subject(subject)
         clean_message = self._clean_message(message)
         now = datetime.now(UTC)
-        await self._check_daily_limit(user_oid, now)
+        ticket_oid = ObjectId()
+        await self._claim_slot(user_oid, ticket_oid, now)
         doc: Doc = {
+            "_id": ticket_oid,
             "userId": user_oid,
             "subject": clean_subject,
             "message": clean_message,
@@ -103,15 +121,11 @@ class SupportService:
             "updatedAt": now,
             "responses": [],
         }
-        result = await self._tickets.insert_one(doc)
-        # Two requests at once can both pass the check above. Counting again after the insert
-        # and withdrawing our own ticket keeps the limit hard (at worst both withdraw).
-        count = await self._tickets.count_documents(
-            {"userId": user_oid, "createdAt": {"$gt": now - LIMIT_WINDOW}}
-        )
-        if count > self._settings.support_tickets_per_day:
-            await self._tickets.delete_one({"_id": result.inserted_id})
-            raise self._limit_error(timedelta(minutes=1))
+        try:
+            result = await self._tickets.insert_one(doc)
+        except BaseException:
+            await self._release_slot(user_oid, ticket_oid, now)
+            raise
         log.info("support ticket opened", extra={"ticket": str(result.inserted_id)})
         return str(result.inserted_id)
 

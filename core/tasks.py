@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -87,13 +88,22 @@ class InProcessTaskQueue:
                 log.exception("job failed permanently", extra={"job": name})
                 return
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for running jobs (tests, shutdown)."""
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=timeout)
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no job runs, including jobs that running jobs enqueue (tests, shutdown).
+
+        Raises TimeoutError when jobs are still running after `timeout` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._running:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._running)} background jobs still running")
+            await asyncio.wait(set(self._running), timeout=remaining)
 
     async def close(self) -> None:
-        await self.drain(timeout=5.0)
+        with contextlib.suppress(TimeoutError):
+            await self.drain(timeout=5.0)
         for task in list(self._running):
             task.cancel()
 

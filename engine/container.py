@@ -15,7 +15,7 @@ from engine.bus.memory import MemoryBus, MemoryLiveStore
 from engine.evaluator.base import Evaluator
 from engine.evaluator.local import LocalEvaluator
 from engine.questions.repository import QuestionRepository
-from engine.service import InterviewService, StartGuard
+from engine.service import Candidates, InterviewService, StartGuard
 from engine.store import InterviewStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ class Engine:
         await self.service.live.close()
 
 
-def build_engine(infra: Infrastructure, start_guard: StartGuard | None = None) -> Engine:
+def build_engine(
+    infra: Infrastructure, candidates: Candidates, start_guard: StartGuard | None = None
+) -> Engine:
     settings = infra.settings
     store = InterviewStore(infra.db)
     questions = QuestionRepository(infra.db, infra.cache, settings.question_cache_ttl_sec)
@@ -103,7 +105,7 @@ def build_engine(infra: Infrastructure, start_guard: StartGuard | None = None) -
         bus,
         live,
         build_evaluator(infra),
-        infra.db["users"],
+        candidates,
         start_guard,
     )
 

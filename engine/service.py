@@ -12,18 +12,28 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
+from core.accounts import CandidateProfile
 from core.errors import AppError, Conflict, Forbidden, NotFound
 from core.logging import interview_id_var
 from core.settings import Settings
 from engine.bus.base import LiveStore, SessionBus
-from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Evaluator, Reset
+from engine.evaluator.base import (
+    Delta,
+    Done,
+    Evaluation,
+    EvaluationRequest,
+    Evaluator,
+    Reset,
+    StreamItem,
+)
 from engine.evaluator.local import LocalEvaluator
 from engine.evaluator.rubric import rubric_from_key_points
 from engine.questions.repository import QuestionRepository
@@ -60,6 +70,12 @@ EVALUATION_BUDGET_SEC = 120.0
 StartGuard = Callable[[str], Any]
 
 
+class Candidates(Protocol):
+    """Where the engine reads the users it interviews (the accounts service)."""
+
+    async def candidate_profile(self, user_id: str) -> CandidateProfile | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     interview_id: str
@@ -75,7 +91,7 @@ class InterviewService:
         bus: SessionBus,
         live: LiveStore,
         evaluator: Evaluator,
-        users: Any,
+        candidates: Candidates,
         start_guard: StartGuard | None = None,
     ) -> None:
         self.settings = settings
@@ -85,25 +101,26 @@ class InterviewService:
         self.live = live
         self.evaluator = evaluator
         self.fallback = LocalEvaluator()
-        self._users = users
+        self._candidates = candidates
         self._start_guard = start_guard
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evaluations: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.node_id = settings.node_id
         self.lease_ttl = settings.eval_lease_ttl_sec
         self.open_sockets = 0
+        self.socket_closes: Counter[int] = Counter()  # close code -> sockets this node closed
 
     # --- starting ----------------------------------------------------------------------------
 
     async def start_interview(self, user_id: str, level: str, language: str | None) -> Started:
-        user = await self._users.find_one({"_id": ObjectId(user_id)})
-        if user is None:
+        profile = await self._candidates.candidate_profile(user_id)
+        if profile is None:
             raise NotFound("No such user", code="user_not_found")
-        if not user.get("isEmailVerified"):
+        if not profile.verified:
             raise Forbidden("Confirm your email address first", code="email_not_verified")
         if self._start_guard is not None:
             await self._start_guard(user_id)
-        lang = language or user.get("language", "ru")
+        lang = language or profile.language
         bank = await self.questions.active_for_level(level)
         history = await self.store.selection_history(user_id, level)
         candidates = [
@@ -211,23 +228,31 @@ class InterviewService:
 
     async def _publish_and_run(self, state: InterviewState, out: Transition) -> None:
         if out.events:
-            out.events = await self.bus.append(state.interview_id, out.events)
+            out.published = await self.bus.append(state.interview_id, out.events)
         for effect in out.effects:
             if isinstance(effect, ScheduleDeadline):
                 await self.live.schedule(state.interview_id, effect.at)
             elif isinstance(effect, CancelDeadline):
                 await self.live.cancel(state.interview_id)
             elif isinstance(effect, StartEvaluation):
-                self._spawn_evaluation(state.interview_id, effect.index)
+                self._spawn_evaluation(state.interview_id, effect.index, state=state)
 
     # --- evaluations -------------------------------------------------------------------------
 
-    def _spawn_evaluation(self, interview_id: str, index: int, resumed: bool = False) -> None:
+    def _spawn_evaluation(
+        self,
+        interview_id: str,
+        index: int,
+        resumed: bool = False,
+        state: InterviewState | None = None,
+    ) -> None:
+        """Evaluate one answer in a task; `state` is the interview as the answer left it."""
         key = (interview_id, index)
         if key in self._evaluations:
             return
         task = asyncio.create_task(
-            self._evaluate(interview_id, index, resumed), name=f"eval:{interview_id}:{index}"
+            self._evaluate(interview_id, index, resumed, state),
+            name=f"eval:{interview_id}:{index}",
         )
         self._evaluations[key] = task
         task.add_done_callback(lambda _: self._evaluations.pop(key, None))
@@ -252,14 +277,17 @@ class InterviewService:
                         return
                     await asyncio.sleep(0.1)
 
-    async def _evaluate(self, interview_id: str, index: int, resumed: bool) -> None:
+    async def _evaluate(
+        self, interview_id: str, index: int, resumed: bool, known: InterviewState | None
+    ) -> None:
         lease = f"eval:{interview_id}:{index}"
         if not await self.live.acquire_lease(lease, self.node_id, self.lease_ttl):
             return
         interview_id_var.set(interview_id)
         renew = asyncio.create_task(self._keep_lease(lease))
         try:
-            state = await self.load(interview_id)
+            # The state the answer left needs no second read; a resumed evaluation reads it.
+            state = known if known is not None else await self.load(interview_id)
             if state is None or state.status is not Status.EVALUATING or state.current != index:
                 return
             q = state.questions[index]
@@ -309,7 +337,8 @@ class InterviewService:
         """Stream the evaluator's feedback; on failure say so and let the local evaluator finish.
 
         Deltas and resets change no state, so they are checked against the snapshot taken when
-        the evaluation started: no state read per token, one bus append each.
+        the evaluation started: no state read per token. Deltas that arrive within the coalescing
+        window go out as one event: the first at once, the rest at most once a window.
         """
         question_id = request.question_id
         for evaluator in (self.evaluator, self.fallback):
@@ -317,7 +346,7 @@ class InterviewService:
             try:
                 async with (
                     asyncio.timeout(EVALUATION_BUDGET_SEC),
-                    contextlib.aclosing(evaluator.evaluate(request)) as items,
+                    contextlib.aclosing(self._coalesced(evaluator, request)) as items,
                 ):
                     async for item in items:
                         if isinstance(item, Delta):
@@ -335,6 +364,68 @@ class InterviewService:
             if streamed:
                 await self._emit(state, EvaluationReset(question_id, "evaluator_unavailable"))
         raise RuntimeError("the local evaluator produced no result")
+
+    async def _coalesced(
+        self, evaluator: Evaluator, request: EvaluationRequest
+    ) -> AsyncGenerator[StreamItem]:
+        """The evaluator's items with deltas merged over `feedback_coalesce_ms`."""
+        window = self.settings.feedback_coalesce_ms / 1000
+        if window <= 0:
+            async with contextlib.aclosing(evaluator.evaluate(request)) as items:
+                async for item in items:
+                    yield item
+            return
+        # A reader task feeds a queue, so that waiting for the window never cancels the
+        # evaluator's own stream halfway through a read.
+        queue: asyncio.Queue[StreamItem | BaseException | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async with contextlib.aclosing(evaluator.evaluate(request)) as items:
+                    async for item in items:
+                        queue.put_nowait(item)
+                queue.put_nowait(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # handed to the consumer, raised there
+                queue.put_nowait(exc)
+
+        reader = asyncio.create_task(read(), name="evaluator-reader")
+        loop = asyncio.get_running_loop()
+        pending: list[str] = []
+        due = 0.0  # when the held deltas must go out
+        got: StreamItem | BaseException | None
+        try:
+            while True:
+                try:
+                    if pending:
+                        async with asyncio.timeout_at(due):
+                            got = await queue.get()
+                    else:
+                        got = await queue.get()
+                except TimeoutError:
+                    yield Delta("".join(pending))
+                    pending, due = [], loop.time() + window
+                    continue
+                if isinstance(got, Delta):
+                    if pending or loop.time() < due:
+                        pending.append(got.text)
+                    else:
+                        yield got
+                        due = loop.time() + window
+                    continue
+                if pending:
+                    yield Delta("".join(pending))
+                    pending = []
+                if got is None:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
 
     async def _emit(self, state: InterviewState, event: EvaluationToken | EvaluationReset) -> None:
         out = handle(state, event)

@@ -7,42 +7,34 @@ the table does not allow in the current state raises `ProtocolViolation` with a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from enum import Enum
+from dataclasses import dataclass, field
 from typing import Any
 
+from engine.bus.base import Stamped
 from engine.evaluator.base import Evaluation
+from engine.model import InterviewState, ProtocolViolation, QuestionState, Status
 from engine.scoring import final_result
+from protocol.v1.messages import (
+    UNSEQUENCED,
+    AnswerAccepted,
+    Event,
+    FeedbackDelta,
+    FeedbackDone,
+    FeedbackReset,
+    InterviewAbandoned,
+    InterviewCompleted,
+    QuestionEvent,
+    Scores,
+    iso,
+)
 
-Event = dict[str, Any]
-
-
-class Status(Enum):
-    AWAITING_ANSWER = "awaiting_answer"
-    EVALUATING = "evaluating"
-    COMPLETED = "completed"
-    ABANDONED = "abandoned"
-
-    @property
-    def public(self) -> str:
-        """The status as stored and shown by the API: in-progress, completed or abandoned."""
-        if self in (Status.AWAITING_ANSWER, Status.EVALUATING):
-            return "in-progress"
-        return str(self.value)
-
-    @property
-    def closed(self) -> bool:
-        return self in (Status.COMPLETED, Status.ABANDONED)
-
-
-class ProtocolViolation(Exception):
-    """The event is not allowed now; `code` is the error code the client sees."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = [
+    "InterviewState",
+    "ProtocolViolation",
+    "QuestionState",
+    "Status",
+    "iso",
+]
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -158,71 +150,18 @@ Effect = (
 
 
 @dataclass
-class QuestionState:
-    question_id: str
-    text: str
-    tags: list[str]
-    time_limit_sec: int
-    answer: str | None = None
-    client_msg_id: str | None = None
-    answered_at: float | None = None
-    auto: bool = False
-    evaluation: dict[str, Any] | None = None
-
-
-@dataclass
-class InterviewState:
-    interview_id: str
-    user_id: str
-    level: str
-    language: str
-    pass_threshold: int
-    questions: list[QuestionState]
-    status: Status = Status.AWAITING_ANSWER
-    current: int = 0
-    deadline: float | None = None
-    draft: str | None = None
-    complete_requested: bool = False
-    result: dict[str, Any] | None = None
-    version: int = 0
-
-    @property
-    def current_question(self) -> QuestionState | None:
-        if self.status.closed or self.current >= len(self.questions):
-            return None
-        return self.questions[self.current]
-
-    def find(self, question_id: str) -> int | None:
-        for i, q in enumerate(self.questions):
-            if q.question_id == question_id:
-                return i
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InterviewState:
-        fields = dict(data)
-        fields["status"] = Status(fields["status"])
-        fields["questions"] = [QuestionState(**q) for q in fields["questions"]]
-        return cls(**fields)
-
-
-@dataclass
 class Transition:
-    """What one input produced: events for the interview's history and effects to run."""
+    """What one input produced: events for the interview's history and effects to run.
+
+    `reply` goes only to the client that sent the input and is not part of the history;
+    `published` is filled in by the service: `events` as the bus numbered them.
+    """
 
     events: list[Event] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
-    reply: list[Event] = field(default_factory=list)
+    reply: list[AnswerAccepted] = field(default_factory=list)
     changed: bool = True
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    published: list[Stamped] = field(default_factory=list)
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -245,16 +184,16 @@ def _ask(state: InterviewState, index: int, now: float, out: Transition) -> None
     state.draft = None
     state.deadline = now + q.time_limit_sec
     out.events.append(
-        {
-            "type": "question",
-            "questionId": q.question_id,
-            "index": index,
-            "total": len(state.questions),
-            "text": q.text,
-            "tags": q.tags,
-            "timeLimitSec": q.time_limit_sec,
-            "deadline": iso(state.deadline),
-        }
+        QuestionEvent(
+            seq=UNSEQUENCED,
+            questionId=q.question_id,
+            index=index,
+            total=len(state.questions),
+            text=q.text,
+            tags=q.tags,
+            timeLimitSec=q.time_limit_sec,
+            deadline=state.deadline,
+        )
     )
     out.effects.append(ScheduleDeadline(index, state.deadline))
 
@@ -270,13 +209,9 @@ def _accept(
     state.status = Status.EVALUATING
     state.deadline = None
     state.draft = None
-    event: Event = {
-        "type": "answer.accepted",
-        "questionId": q.question_id,
-        "clientMsgId": client_msg_id,
-    }
-    if auto:
-        event["auto"] = True
+    event = AnswerAccepted(
+        seq=UNSEQUENCED, questionId=q.question_id, clientMsgId=client_msg_id, auto=auto
+    )
     return Transition(
         events=[event],
         effects=[CancelDeadline(), PersistAnswer(state.current), StartEvaluation(state.current)],
@@ -288,13 +223,9 @@ def _duplicate_ack(state: InterviewState, client_msg_id: str | None) -> Transiti
         return None
     for q in state.questions:
         if q.client_msg_id == client_msg_id:
-            reply = {
-                "type": "answer.accepted",
-                "seq": None,
-                "questionId": q.question_id,
-                "clientMsgId": client_msg_id,
-                "duplicate": True,
-            }
+            reply = AnswerAccepted(
+                seq=None, questionId=q.question_id, clientMsgId=client_msg_id, duplicate=True
+            )
             return Transition(reply=[reply], changed=False)
     return None
 
@@ -325,20 +256,17 @@ def on_draft(state: InterviewState, event: DraftSaved) -> Transition:
 
 def on_token(state: InterviewState, event: EvaluationToken) -> Transition:
     _check_evaluating(state, event.question_id)
-    return Transition(
-        events=[{"type": "feedback.delta", "questionId": event.question_id, "delta": event.delta}],
-        changed=False,
+    # The hottest event: built without re-validating what the evaluator already produced.
+    delta = FeedbackDelta.model_construct(
+        type="feedback.delta", seq=UNSEQUENCED, questionId=event.question_id, delta=event.delta
     )
+    return Transition(events=[delta], changed=False)
 
 
 def on_reset(state: InterviewState, event: EvaluationReset) -> Transition:
     _check_evaluating(state, event.question_id)
-    return Transition(
-        events=[
-            {"type": "feedback.reset", "questionId": event.question_id, "reason": event.reason}
-        ],
-        changed=False,
-    )
+    reset = FeedbackReset(seq=UNSEQUENCED, questionId=event.question_id, reason=event.reason)
+    return Transition(events=[reset], changed=False)
 
 
 def _check_evaluating(state: InterviewState, question_id: str) -> None:
@@ -353,19 +281,19 @@ def on_evaluation_done(state: InterviewState, event: EvaluationDone) -> Transiti
     index = state.current
     q = state.questions[index]
     q.evaluation = event.evaluation.to_dict()
-    out = Transition(
-        events=[
-            {
-                "type": "feedback.done",
-                "questionId": q.question_id,
-                "score": event.evaluation.score,
-                "scores": q.evaluation["scores"],
-                "feedback": event.evaluation.feedback,
-                "source": event.evaluation.source,
-            }
-        ],
-        effects=[PersistEvaluation(index)],
+    done = FeedbackDone(
+        seq=UNSEQUENCED,
+        questionId=q.question_id,
+        score=event.evaluation.score,
+        scores=Scores(
+            correctness=event.evaluation.correctness,
+            completeness=event.evaluation.completeness,
+            clarity=event.evaluation.clarity,
+        ),
+        feedback=event.evaluation.feedback,
+        source=event.evaluation.source,
     )
+    out = Transition(events=[done], effects=[PersistEvaluation(index)])
     if state.complete_requested or index + 1 >= len(state.questions):
         _finish(state, out)
     else:
@@ -399,7 +327,7 @@ def on_abandon(state: InterviewState, event: Abandoned) -> Transition:
     state.status = Status.ABANDONED
     state.deadline = None
     return Transition(
-        events=[{"type": "interview.abandoned", "reason": event.reason}],
+        events=[InterviewAbandoned(seq=UNSEQUENCED, reason=event.reason)],
         effects=[CancelDeadline(), PersistOutcome()],
     )
 
@@ -421,7 +349,7 @@ def _finish(state: InterviewState, out: Transition) -> None:
         "strongTopics": result.strong_topics,
         "weakTopics": result.weak_topics,
     }
-    out.events.append({"type": "interview.completed", **state.result})
+    out.events.append(InterviewCompleted(seq=UNSEQUENCED, **state.result))
     out.effects.append(PersistOutcome())
 
 

@@ -127,6 +127,7 @@ class InterviewStore:
                     "feedback": state.result["feedback"],
                     "strongTopics": state.result["strongTopics"],
                     "weakTopics": state.result["weakTopics"],
+                    "feedbackDelivered": True,
                 }
             )
         await self._interviews.update_one({"_id": ObjectId(state.interview_id)}, {"$set": update})
@@ -140,11 +141,6 @@ class InterviewStore:
         doc = await self.get(interview_id)
         return None if doc is None else state_from_doc(doc)
 
-    async def mark_feedback_delivered(self, interview_id: str) -> None:
-        await self._interviews.update_one(
-            {"_id": ObjectId(interview_id)}, {"$set": {"feedbackDelivered": True}}
-        )
-
     async def history(self, user_id: str, skip: int, limit: int) -> tuple[list[Doc], int]:
         query = {"userId": ObjectId(user_id)}
         cursor = (
@@ -156,11 +152,6 @@ class InterviewStore:
         docs = [d async for d in cursor]
         total = await self._interviews.count_documents(query)
         return docs, total
-
-    async def count_started_since(self, user_id: str, since: datetime) -> int:
-        return await self._interviews.count_documents(
-            {"userId": ObjectId(user_id), "startTime": {"$gte": since}}
-        )
 
     async def selection_history(self, user_id: str, level: str, last: int = 30) -> History:
         """Which questions the user was asked at this level, and the mean score per topic."""

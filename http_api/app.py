@@ -2,47 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
-import swagger_ui
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from core.accounts import AccountService
-from core.billing import build_billing, periodic_jobs
-from core.campaigns import build_campaigns, register_campaign_jobs
-from core.container import open_infrastructure
-from core.errors import AppError
+from app_services import open_services
 from core.logging import configure_logging
-from core.security import AccessClaims, PasswordHasher, TokenService
+from core.security import AccessClaims
 from core.settings import Settings
-from core.support import build_support
-from core.tasks import periodic
-from engine.bus.base import BusUnavailable
-from engine.container import build_engine
-from engine.questions.admin import QuestionAdmin
-from engine.socket import SocketSession
-from http_api import errors
-from http_api.framework import Router
+from http_api import docs, errors
 from http_api.middleware import (
     BodyLimitMiddleware,
+    DeprecatedAliasMiddleware,
     IpRateLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
 )
-from http_api.openapi import build_openapi
 from http_api.routes import (
     admin_campaigns,
     admin_metrics,
@@ -55,7 +40,10 @@ from http_api.routes import (
     users,
     web,
 )
+from http_api.routing import API_PREFIX, LEGACY_PREFIX, operation_id
 from http_api.services import AppServices
+from http_api.ws import serve_socket
+from protocol.v1.asyncapi import ASYNCAPI_PATH as PROTOCOL_ASYNCAPI
 from protocol.v1.messages import PATH as SOCKET_PATH
 from protocol.v1.schema import SCHEMA_PATH as PROTOCOL_SCHEMA
 
@@ -64,87 +52,42 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # Endpoints that take bulk bodies: a question-bank import, SendPulse's event batches.
 BULK_PATHS = ("/admin/questions/import", "/mail/events")
-SWAGGER_STATIC = Path(swagger_ui.__file__).parent / "static"
-
-DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Interview Platform API</title>
-<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="/docs/static/swagger-ui-bundle.js"></script>
-<script src="/docs/init.js"></script></body></html>"""
-
-DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
-deepLinking: true, persistAuthorization: true});"""
-
-
-def api_router() -> Router:
-    router = Router()
-    modules = (
-        auth,
-        users,
-        interviews,
-        billing,
-        support,
-        admin_campaigns,
-        admin_questions,
-        admin_metrics,
-    )
-    for module in modules:
-        router.include(module.router)
-    return router
+# One router per area, in the order the document lists them.
+AREAS = (
+    auth.router,
+    users.router,
+    interviews.router,
+    billing.router,
+    billing.webhooks,
+    support.router,
+    admin_campaigns.mail_router,
+    admin_metrics.router,
+    support.admin_router,
+    admin_campaigns.router,
+    admin_questions.router,
+)
+# Bodies that routes read themselves are documented with these schemas.
+DOCUMENTED_MODELS = (
+    *billing.DOCUMENTED_MODELS,
+    *admin_campaigns.DOCUMENTED_MODELS,
+    *admin_questions.DOCUMENTED_MODELS,
+)
 
 
-async def _open_services(settings: Settings) -> AppServices:
-    infra = await open_infrastructure(settings)
-    hasher = PasswordHasher(settings.password_pepper.get_secret_value(), settings.bcrypt_rounds)
-    tokens = TokenService(settings)
-    accounts = AccountService(settings, infra.db, infra.cache, hasher, tokens, infra.mailer)
-    billing_service = build_billing(infra)
-    engine = build_engine(infra, start_guard=billing_service.start_guard)
-    campaigns = build_campaigns(infra)
-    register_campaign_jobs(infra.jobs, campaigns)
-    services = AppServices(
-        settings,
-        infra,
-        hasher,
-        tokens,
-        accounts,
-        engine,
-        support=build_support(infra),
-        campaigns=campaigns,
-        question_admin=QuestionAdmin(infra.db, engine.questions),
-        billing=billing_service,
-    )
-    try:
-        if not settings.is_production:
-            await engine.questions.seed_if_changed()
-        in_process = not settings.celery_broker_url
-        await engine.start_background(abandon_in_process=in_process)
-        if in_process:  # no Celery beat: run the periodic jobs here
-            campaign_loop = periodic("campaigns", 60.0, campaigns.run_due)
-            services.loops.append(asyncio.create_task(campaign_loop))
-            billing_service.start_background(periodic_jobs(billing_service))
-    except BaseException:
-        await services.close()
-        raise
-    log.info(
-        "node ready",
-        extra={"components": infra.components, "evaluator": engine.service.evaluator.name},
-    )
-    return services
-
-
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the whole product from `settings` (the environment when omitted)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.node_id)
     settings.check_production()
-    router = api_router()
-    spec = build_openapi(router.endpoints, VERSION)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await _open_services(settings)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        try:
+            await services.start_node()
+        except BaseException:
+            await services.close()
+            raise
         app.state.services = services
         app.state.support = services.support
         app.state.campaigns = services.campaigns
@@ -155,17 +98,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await services.close()
 
-    async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(spec)
-
     async def protocol_schema(request: Request) -> FileResponse:
         return FileResponse(PROTOCOL_SCHEMA, media_type="application/schema+json")
 
-    async def docs(request: Request) -> HTMLResponse:
-        return HTMLResponse(DOCS_HTML)
-
-    async def docs_init(request: Request) -> Response:
-        return Response(DOCS_INIT, media_type="application/javascript")
+    async def protocol_asyncapi(request: Request) -> FileResponse:
+        return FileResponse(PROTOCOL_ASYNCAPI, media_type="application/json")
 
     async def socket(websocket: WebSocket) -> None:
         services: AppServices = websocket.app.state.services
@@ -173,24 +110,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async def still_valid(claims: AccessClaims) -> bool:
             return claims.issued_at >= await services.accounts.tokens_valid_after(claims.user_id)
 
-        session = SocketSession(
+        await serve_socket(
             websocket, services.engine.service, services.tokens, still_valid, settings
         )
-        await session.run()
 
-    routes: list[BaseRoute] = [
-        *health.routes,
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/protocol/v1/schema.json", protocol_schema, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
-        Route("/docs/init.js", docs_init, methods=["GET"]),
-        Mount("/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="docs-static"),
-        WebSocketRoute(SOCKET_PATH, socket),
-        *router.routes(),
-        *admin_campaigns.unsubscribe_routes,
-        *billing.sandbox_routes,
-        *web.routes,
-    ]
     middleware = [
         Middleware(RequestContextMiddleware),
         Middleware(SecurityHeadersMiddleware, settings=settings),
@@ -209,16 +132,50 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Middleware(IpRateLimitMiddleware, settings=settings),
         Middleware(UnhandledErrorMiddleware),
+        Middleware(
+            DeprecatedAliasMiddleware, legacy_prefix=LEGACY_PREFIX, current_prefix=API_PREFIX
+        ),
     ]
-    app = Starlette(
-        routes=routes,
-        middleware=middleware,
+    app = FastAPI(
+        title=docs.TITLE,
+        version=VERSION,
         lifespan=lifespan,
-        exception_handlers={
-            AppError: errors.app_error,
-            BusUnavailable: errors.bus_unavailable,
-            HTTPException: errors.http_error,
-        },
+        middleware=middleware,
+        exception_handlers=errors.HANDLERS,
+        # A JSON body without a Content-Type is still JSON here, as it always was.
+        strict_content_type=False,
+        generate_unique_id_function=operation_id,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.router.routes.extend(
+        [
+            *health.routes,
+            *docs.routes,
+            Route("/protocol/v1/schema.json", protocol_schema, methods=["GET"]),
+            Route("/protocol/v1/asyncapi.json", protocol_asyncapi, methods=["GET"]),
+            WebSocketRoute(SOCKET_PATH, socket),
+        ]
+    )
+    # Each area's router is included directly (no router of routers: every level of nesting
+    # is matched again on every request), under /api/v1 and again under the unversioned
+    # alias, out of the document and marked deprecated.
+    for area in AREAS:
+        app.include_router(area, prefix=API_PREFIX)
+    for area in AREAS:
+        app.include_router(area, prefix=LEGACY_PREFIX, include_in_schema=False, deprecated=True)
+    app.router.routes.extend(
+        [*admin_campaigns.unsubscribe_routes, *billing.sandbox_routes, *web.routes]
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = docs.build_openapi(
+                app.routes, settings, VERSION, DOCUMENTED_MODELS
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids and access logs, security headers, body limit, IP rate limit."""
+"""ASGI middleware: request ids and access logs, security headers, body limit, IP rate limit,
+the deprecation headers of the /api aliases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import RateLimited
@@ -100,19 +103,24 @@ class SecurityHeadersMiddleware:
                 b"base-uri 'none'; form-action 'self'"
             ),
         }
-        if settings.is_production:
-            headers[b"strict-transport-security"] = b"max-age=31536000; includeSubDomains"
         self.headers = list(headers.items())
+        # HSTS only on HTTPS: the scheme is https over TLS or behind a trusted proxy that says
+        # X-Forwarded-Proto: https (uvicorn's proxy headers, FORWARDED_ALLOW_IPS).
+        self.hsts = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")]
+        self.production = settings.is_production
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        wanted = self.headers
+        if self.production and scope.get("scheme") == "https":
+            wanted = [*self.headers, *self.hsts]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.headers if k not in present]
+                extra = [(k, v) for k, v in wanted if k not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
@@ -150,7 +158,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         try:
@@ -159,8 +167,11 @@ class BodyLimitMiddleware:
             await send_error(send, 413, "body_too_large", message)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive`: whoever is reading the body answers 413 through the handlers."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body exceeds {limit} bytes")
 
 
 class IpRateLimitMiddleware:
@@ -218,3 +229,44 @@ class UnhandledErrorMiddleware:
             await send_error(
                 send, 500, "internal_error", "Something went wrong on our side; please retry."
             )
+
+
+class DeprecatedAliasMiddleware:
+    """Marks answers of the unversioned /api aliases as deprecated, errors included.
+
+    An answer is an alias's when a route matched (the router put it in the scope) and the path
+    is under `legacy_prefix` but not under `current_prefix`; `Link` names the concrete
+    current URL.
+    """
+
+    def __init__(self, app: ASGIApp, legacy_prefix: str, current_prefix: str) -> None:
+        self.app = app
+        self.legacy = legacy_prefix + "/"
+        self.current = current_prefix + "/"
+        self.legacy_length = len(legacy_prefix)
+        self.current_prefix = current_prefix.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not path.startswith(self.legacy)
+            or path.startswith(self.current)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start" and isinstance(
+                scope.get("route"), BaseRoute
+            ):
+                raw: bytes = scope.get("raw_path") or path.encode()
+                successor = self.current_prefix + raw[self.legacy_length :]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"deprecation", b"true"),
+                    (b"link", b"<" + successor + b'>; rel="successor-version"'),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)

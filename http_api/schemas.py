@@ -1,23 +1,78 @@
-"""Request and response models shared by the REST routes."""
+"""Request and response models shared by the REST routes, and the error envelope."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from http_api.framework import ResponseModel
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{2,63}$")
+class RequestModel(BaseModel):
+    """Request bodies: unknown fields and type coercion are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class QueryModel(BaseModel):
+    """Query strings: unknown parameters are refused; values are parsed from their text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorBody(ResponseModel):
+    code: str = Field(description="Stable and machine-readable, e.g. `validation_error`")
+    message: str = Field(description="For people; may change between releases")
+    details: Any = Field(
+        default=None,
+        description="Structured context: the invalid fields for `validation_error`, "
+        "`retryAfter` for `rate_limited`, otherwise usually null",
+    )
+
+
+class ErrorResponse(ResponseModel):
+    """Every error: `{"error": {"code", "message", "details"}}`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "validation_error",
+                        "message": "The request is invalid",
+                        "details": [{"loc": ["email"], "msg": "Field required", "type": "missing"}],
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorBody
+
+
+class PageQuery(QueryModel):
+    page: int = Field(default=1, ge=1, le=10_000, description="1-based page number")
+    pageSize: int = Field(default=20, ge=1, le=100, description="Items per page")
+
+
+# The server's rule, also published as the schema's `pattern`: surrounding whitespace is
+# trimmed, then a local part, an `@`, a domain with a dot and a top-level domain of 2-63
+# letters, digits or hyphens (any script: .рф is one), and never two dots in a row.
+EMAIL_PATTERN = (
+    r"^\s*(?!.*\.\.)[^@\s]{1,64}@[^@\s]{1,189}\.(?:[A-Za-z0-9-]|[^\x00-\x7F\s]){2,63}\s*$"
+)
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 def _check_email(value: str) -> str:
-    value = value.strip()
-    if not _EMAIL.match(value) or ".." in value:
+    if not _EMAIL.match(value):
         raise ValueError("not a valid email address")
-    return value
+    return value.strip()
 
 
 def _check_password(value: str) -> str:
@@ -35,17 +90,29 @@ def _integral_number(value: object) -> object:
     return value
 
 
-# "format: email" tells clients (and the schema fuzzer) what `_check_email` will accept.
+# "format: email" tells clients what kind of string this is; the pattern is the exact rule
+# `_check_email` applies, so a schema-valid address is never refused.
 Email = Annotated[
     str,
-    Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}),
+    Field(
+        min_length=3,
+        max_length=254,
+        json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
+    ),
     AfterValidator(_check_email),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=128), AfterValidator(_check_password)]
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=128, description="8-128 characters, not blank, no NUL"),
+    AfterValidator(_check_password),
+]
 Token = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
 Gender = Literal["male", "female", "other", "unspecified"]
 Age = Annotated[int, Field(ge=14, le=100), BeforeValidator(_integral_number)]
 Language = Literal["ru", "en"]
+Role = Literal["user", "admin"]
+Level = Literal["intern", "junior", "middle"]
+InterviewStatus = Literal["in-progress", "completed", "abandoned"]
 
 
 class SuccessResponse(ResponseModel):
@@ -55,7 +122,7 @@ class SuccessResponse(ResponseModel):
 
 class SubscriptionView(ResponseModel):
     isActive: bool
-    plan: str | None
+    plan: str | None = Field(description="A plan id from `GET /subscriptions/plans`")
     endDate: datetime | None
     autoRenew: bool
 
@@ -63,11 +130,11 @@ class SubscriptionView(ResponseModel):
 class UserView(ResponseModel):
     id: str
     email: str
-    pendingEmail: str | None
-    gender: str | None
+    pendingEmail: str | None = Field(description="A new address waiting for confirmation")
+    gender: Gender | None
     age: int | None
-    language: str
-    role: str
+    language: Language
+    role: Role
     isEmailVerified: bool
     registrationDate: datetime | None
     lastLoginDate: datetime | None

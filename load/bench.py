@@ -1,28 +1,32 @@
-"""The benchmark: the engine against a bare `websockets` echo server, under one load generator.
+"""The benchmark (`make bench`): the product against two baselines, measured in the same run by
+the same clients.
 
-    .venv/bin/python -m load.bench            # the full run (`make bench`), under ~10 minutes
-    .venv/bin/python -m load.bench --quick    # a smoke run with everything scaled down
+    .venv/bin/python -m load.bench            # the full run, about 10 minutes on 2 cores
+    .venv/bin/python -m load.bench --quick    # everything scaled down, a few minutes
 
-In one run on this machine it starts the echo server (`load/echo_server.py`) and the product
-(`python -m core.cli run`, embedded defaults, a temporary DATA_DIR, the instant local evaluator,
-BCRYPT_ROUNDS=4 so that setting users up is quick), and measures with the same generator
-(`load/generator.py`: asyncio `websockets` and HTTP/1.1 clients in worker processes):
+It starts the SecantusDB server, the product (`python -m core.cli run` on it, the instant local
+evaluator, BCRYPT_ROUNDS=4 so that setting users up is quick, raised limits) and the baselines
+(`load/baselines.py`): a bare `websockets` echo server, and a bare Starlette app on uvicorn
+configured as the product runs it (a WebSocket echo and the three REST paths, answered from
+memory). Then:
 
-(a) round trips at a fixed concurrency (and the latency curve over several): a text frame echoed,
-    against `ping` -> `pong` on authenticated interview sockets;
-(b) memory per idle socket: the server's RSS delta over N open sockets (engine: after welcome);
+(a) round trips at several concurrencies: a text frame echoed by each baseline, `ping` -> `pong`
+    on the product's authenticated interview sockets;
+(b) memory per idle socket: each server's RSS delta over N open sockets;
 (c) answer -> first `feedback.delta` at 1,000 concurrent interviews;
-(d) REST login, me and history at 1,000 concurrent users, and the login rate at bcrypt cost 12
-    (production's) on a second product process.
+(d) REST login, me and history at 1,000 concurrent users (Locust's FastHttpUser), the product
+    against the Starlette app; logins at bcrypt cost 12 (production's) on a second product
+    process, against bcrypt alone.
 
-It prints a table with the figures, their ratios and the targets, and writes the numbers as JSON
-and a plot (latency against concurrency) under load/results/. Nothing is asserted.
+It prints each figure as it is measured, then a table with the baselines, the ratios and the
+targets, and writes the numbers as JSON and a plot under load/results/. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
+import math
 import os
 import statistics
 import sys
@@ -32,33 +36,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from load.common import (
+from load.baselines import BaselineServer
+from load.bench_clients import SocketLoadFactory, Ticket
+from load.bench_report import render, write_plot
+from load.harness import (
     HOST,
-    LOAD_DB,
-    LOAD_PEPPER,
-    PASSWORD,
     ROOT,
-    Server,
-    cpu_seconds,
-    echo_server,
-    embedded_mongo_url,
-    latency_summary,
-    machine,
-    product,
+    MongoServer,
+    ProcessTree,
+    ProductNode,
+    product_env,
     raise_nofile,
 )
-from load.generator import Generator, Session, shares, split
-from load.report import render_table, write_plot
-from load.users import create_users
+from load.measure import (
+    RAISED_LIMITS,
+    RESULTS,
+    Meter,
+    Workers,
+    log,
+    machine,
+    rss_median,
+    shares,
+    sleep_until_wall,
+    split,
+    summary,
+    write_results,
+)
+from load.rest import Spec, accounts_spec, run_rest
+from load.users import Account, register_users, start_interviews
 
-RESULTS = ROOT / "load" / "results"
+SERVERS = ("echo", "starlette", "product")
 
 
 @dataclass
 class Config:
-    procs: int = 2
+    procs: int = 2  # client processes (socket workers, and Locust processes for REST)
     users: int = 1000  # users with one interview each: the REST users and the interviews
     levels: list[int] = field(default_factory=lambda: [10, 50, 200, 500])
     fixed: int = 200  # the concurrency of the headline round-trip figures
@@ -99,133 +111,92 @@ class Config:
         )
 
 
-# --- measuring CPU -------------------------------------------------------------------------------
-
-
-@dataclass
-class Sample:
-    t: float
-    cpu: dict[str, float]
-    busy: float  # every CPU's non-idle seconds, whoever spent them
-
-
-class Meter:
-    """CPU seconds of named groups of processes, and of the whole machine."""
-
-    def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
-        self.groups = groups
-
-    def sample(self) -> Sample:
-        t = psutil.cpu_times()
-        # guest time is already inside user time; iowait is idle
-        busy = t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
-        return Sample(time.monotonic(), {k: cpu_seconds(v) for k, v in self.groups.items()}, busy)
-
-    @staticmethod
-    def cores(a: Sample, b: Sample) -> dict[str, float]:
-        """Cores each group kept busy between two samples; `others` is everyone else."""
-        wall = max(b.t - a.t, 1e-9)
-        used = {k: (b.cpu[k] - a.cpu[k]) / wall for k in a.cpu}
-        used["machine"] = (b.busy - a.busy) / wall
-        used["others"] = max(
-            0.0, used["machine"] - sum(v for k, v in used.items() if k != "machine")
-        )
-        return {k: round(v, 3) for k, v in used.items()}
-
-
-def _procs(*pids: int) -> list[psutil.Process]:
-    return [psutil.Process(pid) for pid in pids]
-
-
-# --- phases --------------------------------------------------------------------------------------
-
-
 class Bench:
-    def __init__(self, config: Config, gen: Generator, echo: Server, engine: Server) -> None:
+    def __init__(
+        self,
+        config: Config,
+        workers: Workers,
+        servers: dict[str, ProductNode | BaselineServer],
+        mongo: MongoServer,
+        logs: Path,
+    ) -> None:
         self.c = config
-        self.gen = gen
-        self.echo = echo
-        self.engine = engine
-        self.sessions: list[Session] = []
-        self.meter = Meter(
-            {
-                "echo": [echo.ps],
-                "engine": [engine.ps],
-                "engine_mongo": engine.children(),
-                "generator": _procs(*gen.pids),
-            }
-        )
+        self.workers = workers
+        self.servers = servers
+        self.logs = logs
+        self.tickets: list[Ticket] = []
+        self.accounts: list[Account] = []
+        self.servers_cpu: dict[str, list[ProcessTree]] = {
+            **{name: [server.tree] for name, server in servers.items()},
+            "mongo": [mongo.tree],
+        }
+        self.meter = Meter({**self.servers_cpu, "clients": workers.trees})
 
     @property
-    def engine_http(self) -> str:
-        return f"http://{HOST}:{self.engine.port}"
+    def product(self) -> ProductNode:
+        server = self.servers["product"]
+        assert isinstance(server, ProductNode)
+        return server
 
-    def ws_url(self, server: Server) -> str:
-        return f"ws://{HOST}:{server.port}" + ("/ws/v1/interview" if server is self.engine else "/")
+    def ws_url(self, name: str) -> str:
+        port = self.servers[name].port
+        path = {"echo": "/", "starlette": "/ws", "product": "/ws/v1/interview"}[name]
+        return f"ws://{HOST}:{port}{path}"
+
+    def check(self) -> None:
+        """Stop the run, with the end of its log, if a server has died."""
+        for server in self.servers.values():
+            server.check()
 
     def per_worker(self, count: int) -> list[int]:
         return shares(count, self.c.procs)
 
+    def tickets_for(self, name: str) -> list[list[Ticket] | None]:
+        if name == "product":
+            return list(split(self.tickets, self.c.procs))
+        return [None] * self.c.procs
+
     # --- setup -----------------------------------------------------------------------------------
 
     def setup_users(self) -> dict[str, Any]:
-        """Verified users straight in MongoDB; each logs in and starts one interview."""
+        """Users registered, verified and logged in over the API; one interview each."""
         t0 = time.monotonic()
-        users = create_users(
-            embedded_mongo_url(pid=self.engine.pid),
-            LOAD_DB,
-            self.c.users,
-            pepper=LOAD_PEPPER,
-            rounds=4,
-            password=PASSWORD,
-        )
-        sessions = [Session(u["email"], u["password"]) for u in users]
-        parts = split(sessions, self.c.procs)
-        results = self.gen.call(
-            "prepare",
-            [{"base": self.engine_http, "sessions": part, "start": True} for part in parts],
-            timeout=600,
-        )
-        self.sessions = [s for r in results for s in r["sessions"] if s.interview_id]
-        failed = sum(r["failed"] for r in results)
+        outbox = Path(self.product.env["DATA_DIR"]) / "outbox"
+        self.accounts = asyncio.run(register_users(self.product.url, self.c.users, outbox=outbox))
+        asyncio.run(start_interviews(self.product.url, self.accounts))
+        self.tickets = [Ticket(a.token, a.interview_id) for a in self.accounts]
         took = time.monotonic() - t0
-        print(
-            f"  {len(self.sessions)} users logged in with an interview each in {took:.1f} s"
-            + (f" ({failed} failed: {results[0]['errors'][:1]})" if failed else "")
-        )
-        return {"users": len(self.sessions), "failed": failed, "seconds": round(took, 1)}
+        print(f"  {len(self.accounts)} users registered with an interview each in {took:.1f} s")
+        return {"users": len(self.accounts), "seconds": round(took, 1)}
 
     # --- (b) memory per idle socket --------------------------------------------------------------
 
-    def memory(self, server: Server, count: int) -> dict[str, Any]:
-        engine = server is self.engine
-        pool = "idle"
-        server.check()
-        rss0 = self._rss(server)
-        parts = split(self.sessions, self.c.procs) if engine else [None] * self.c.procs
+    def memory(self, name: str, count: int) -> dict[str, Any]:
+        server, pool = self.servers[name], "idle"
+        self.check()
+        rss0 = rss_median(server.tree)
         t0 = time.monotonic()
-        opened = self.gen.call(
+        opened = self.workers.call(
             "open",
             [
-                {"pool": pool, "url": self.ws_url(server), "count": n, "sessions": part}
-                for n, part in zip(self.per_worker(count), parts, strict=True)
+                {"pool": pool, "url": self.ws_url(name), "count": n, "tickets": part}
+                for n, part in zip(self.per_worker(count), self.tickets_for(name), strict=True)
             ],
             timeout=900,
         )
         took = time.monotonic() - t0
-        time.sleep(2.0)
-        server.check()
-        alive = sum(r["alive"] for r in self.gen.call("alive", [{"pool": pool}] * self.c.procs, 60))
-        rss1 = self._rss(server)
-        connect = [t for r in opened for t in r["connect"]]
-        self.gen.call("close", [{"pool": pool}] * self.c.procs, timeout=600)
+        time.sleep(2.0)  # let the server settle: a measured pause, not a wait for a condition
+        self.check()
+        alive_answers = self.workers.call("alive", [{"pool": pool}] * self.c.procs, 60)
+        alive = sum(r["alive"] for r in alive_answers)
+        rss1 = rss_median(server.tree)
+        self.workers.call("close", [{"pool": pool}] * self.c.procs, timeout=600)
         failed = sum(r["failed"] for r in opened)
         errors = [e for r in opened for e in r["errors"]][:5]
-        per_socket = (rss1 - rss0) / alive if alive else float("nan")
+        per_socket = (rss1 - rss0) / alive if alive else math.nan
         print(
-            f"  {'engine' if engine else 'echo'}: {alive} of {count} sockets open "
-            f"(connected in {took:.1f} s), RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB, "
-            f"{per_socket / 1024:.1f} KiB per socket"
+            f"  {name}: {alive} of {count} sockets open (connected in {took:.1f} s), RSS "
+            f"{rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB, {per_socket / 1024:.1f} KiB per socket"
             + (f"; {failed} failed {errors[:1]}" if failed else "")
         )
         return {
@@ -236,48 +207,33 @@ class Bench:
             "rss_before": rss0,
             "rss_after": rss1,
             "bytes_per_socket": per_socket,
-            "connect": latency_summary(connect),
+            "connect": summary(t for r in opened for t in r["connect"]),
             "connect_seconds": round(took, 2),
         }
 
-    @staticmethod
-    def _rss(server: Server) -> float:
-        samples = []
-        for _ in range(3):
-            samples.append(server.ps.memory_info().rss)
-            time.sleep(0.3)
-        return float(statistics.median(samples))
-
     # --- (a) round trips -------------------------------------------------------------------------
 
-    def open_ping_pools(self) -> dict[str, Any]:
+    def open_ping_pools(self) -> None:
         top = max(self.c.levels)
-        out: dict[str, Any] = {}
-        for name, server in (("echo", self.echo), ("engine", self.engine)):
-            parts = (
-                split(self.sessions, self.c.procs)
-                if server is self.engine
-                else [None] * self.c.procs
-            )
-            results = self.gen.call(
+        for name in SERVERS:
+            results = self.workers.call(
                 "open",
                 [
-                    {"pool": name, "url": self.ws_url(server), "count": n, "sessions": part}
-                    for n, part in zip(self.per_worker(top), parts, strict=True)
+                    {"pool": name, "url": self.ws_url(name), "count": n, "tickets": part}
+                    for n, part in zip(self.per_worker(top), self.tickets_for(name), strict=True)
                 ],
                 timeout=300,
             )
-            out[name] = sum(r["opened"] for r in results)
-            if out[name] < top:
+            opened = sum(r["opened"] for r in results)
+            if opened < top:
                 raise RuntimeError(
-                    f"only {out[name]} of {top} {name} sockets opened: {results[0]['errors'][:1]}"
+                    f"only {opened} of {top} {name} sockets opened: {results[0]['errors'][:1]}"
                 )
-        return out
 
     def ping(self, name: str, concurrency: int) -> dict[str, Any]:
         c = self.c
         start_at = time.time() + 0.3
-        sent = self.gen.send(
+        sent = self.workers.send(
             "ping",
             [
                 {
@@ -290,45 +246,43 @@ class Bench:
                 for n in self.per_worker(concurrency)
             ],
         )
-        _sleep_until_wall(start_at + c.warmup)
+        sleep_until_wall(start_at + c.warmup)
         a = self.meter.sample()
-        _sleep_until_wall(start_at + c.warmup + c.measure)
+        sleep_until_wall(start_at + c.warmup + c.measure)
         b = self.meter.sample()
-        results = self.gen.collect(sent, timeout=c.warmup + c.measure + 120)
+        results = self.workers.collect(sent, timeout=c.warmup + c.measure + 120)
         latencies = [x for r in results for x in r["latencies"]]
         cores = Meter.cores(a, b)
         rate = len(latencies) / c.measure
-        server_cores = cores[name]
         return {
             "concurrency": concurrency,
             "round_trips_per_s": rate,
-            **latency_summary(latencies),
-            "server_cpu_us_per_round_trip": server_cores / rate * 1e6 if rate else float("nan"),
+            **summary(latencies),
+            "server_cpu_us_per_round_trip": cores[name] / rate * 1e6 if rate else math.nan,
             "cores": cores,
-            "generator_worker_cpu": [round(r["cpu"] / r["wall"], 3) for r in results],
+            "client_worker_cpu": [round(r["cpu"] / r["wall"], 3) for r in results],
             "failed": sum(r["failed"] for r in results),
             "unexpected": sum(r["unexpected"] for r in results),
         }
 
     def ping_sweep(self) -> dict[str, Any]:
-        runs: dict[str, dict[int, list[dict[str, Any]]]] = {"echo": {}, "engine": {}}
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {name: {} for name in SERVERS}
         for rep in range(self.c.repeats):
             for level in self.c.levels:
-                for name in ("echo", "engine"):
+                for name in SERVERS:
                     run = self.ping(name, level)
                     runs[name].setdefault(level, []).append(run)
                     print(
-                        f"  [{rep + 1}/{self.c.repeats}] {name:>6} x{level:<4} "
+                        f"  [{rep + 1}/{self.c.repeats}] {name:>9} x{level:<4} "
                         f"{run['round_trips_per_s']:8.0f}/s  p50 {run['p50_ms']:7.2f} ms  "
                         f"p99 {run['p99_ms']:7.2f} ms  server {run['cores'][name]:.2f} cores, "
-                        f"{run['server_cpu_us_per_round_trip']:.0f} us/rt; generator "
-                        f"{run['cores']['generator']:.2f} cores (max worker "
-                        f"{max(run['generator_worker_cpu']):.2f}); "
-                        f"others {run['cores']['others']:.2f}"
+                        f"{run['server_cpu_us_per_round_trip']:.0f} us/rt; clients "
+                        f"{run['cores']['clients']:.2f} cores (max worker "
+                        f"{max(run['client_worker_cpu']):.2f}); others {run['cores']['others']:.2f}"
                     )
         return {
             name: {
-                str(level): {"median": _median_run(reps), "runs": reps}
+                str(level): {"median": _median_run(reps, name), "runs": reps}
                 for level, reps in by.items()
             }
             for name, by in runs.items()
@@ -338,18 +292,17 @@ class Bench:
 
     def interviews(self) -> dict[str, Any]:
         c = self.c
-        sessions = self.sessions[: c.interviews]
-        parts = split(sessions, c.procs)
+        parts = split(self.tickets[: c.interviews], c.procs)
         t0 = time.monotonic()
-        opened = self.gen.call(
+        opened = self.workers.call(
             "open_interviews",
-            [{"pool": "answering", "url": self.ws_url(self.engine), "sessions": p} for p in parts],
+            [{"pool": "answering", "url": self.ws_url("product"), "tickets": p} for p in parts],
             timeout=600,
         )
         n_open = sum(r["opened"] for r in opened)
         print(f"  {n_open} interview sockets open in {time.monotonic() - t0:.1f} s")
         start_at = time.time() + 0.5
-        sent = self.gen.send(
+        sent = self.workers.send(
             "interviews",
             [
                 {
@@ -362,31 +315,31 @@ class Bench:
                 for _ in parts
             ],
         )
-        _sleep_until_wall(start_at)
+        sleep_until_wall(start_at)
         a = self.meter.sample()
-        _sleep_until_wall(start_at + c.answer_duration)
+        sleep_until_wall(start_at + c.answer_duration)
         b = self.meter.sample()
-        results = self.gen.collect(sent, timeout=c.answer_duration + 180)
-        self.gen.call("close_interviews", [{"pool": "answering"}] * len(parts), timeout=300)
+        results = self.workers.collect(sent, timeout=c.answer_duration + 180)
+        self.workers.call("close_interviews", [{"pool": "answering"}] * len(parts), timeout=300)
         answers = sum(r["answers"] for r in results)
-        out = {
+        out: dict[str, Any] = {
             "interviews": n_open,
             "answers": answers,
             "answers_per_s": answers / c.answer_duration,
             "completed": sum(r["completed"] for r in results),
-            "accepted": latency_summary([x for r in results for x in r["accepted"]]),
-            "first_delta": latency_summary([x for r in results for x in r["first_delta"]]),
-            "done": latency_summary([x for r in results for x in r["done"]]),
+            "accepted": summary(x for r in results for x in r["accepted"]),
+            "first_delta": summary(x for r in results for x in r["first_delta"]),
+            "done": summary(x for r in results for x in r["done"]),
             "seq_errors": sum(r["seq_error_count"] for r in results),
             "seq_error_examples": [e for r in results for e in r["seq_errors"]][:5],
             "failed": sum(r["failed"] for r in results) + sum(r["failed"] for r in opened),
             "errors": [e for r in results + opened for e in r["errors"]][:5],
             "cores": Meter.cores(a, b),
-            "generator_worker_cpu": [round(r["cpu"] / r["wall"], 3) for r in results],
+            "client_worker_cpu": [round(r["cpu"] / r["wall"], 3) for r in results],
         }
         out["cpu_ms_per_answer"] = {
-            k: out["cores"][k] * c.answer_duration / answers * 1000 if answers else float("nan")
-            for k in ("engine", "engine_mongo")
+            k: out["cores"][k] * c.answer_duration / answers * 1000 if answers else math.nan
+            for k in ("product", "mongo")
         }
         print(
             f"  {answers} answers ({out['answers_per_s']:.0f}/s): answer -> first delta p50 "
@@ -398,207 +351,174 @@ class Bench:
 
     # --- (d) REST --------------------------------------------------------------------------------
 
-    def rest(
-        self,
-        base: str,
-        sessions: list[Session],
-        mix: dict[str, float],
-        think: float,
-        warmup: float,
-        measure: float,
-        server: str,
-    ) -> dict[str, Any]:
-        parts = split(sessions, self.c.procs)
-        start_at = time.time() + 0.5
-        sent = self.gen.send(
-            "rest",
-            [
-                {
-                    "base": base,
-                    "sessions": p,
-                    "start_at": start_at,
-                    "warmup": warmup,
-                    "measure": measure,
-                    "think": think,
-                    "mix": mix,
-                }
-                for p in parts
-            ],
+    def rest(self, name: str, mix: dict[str, float]) -> dict[str, Any]:
+        c = self.c
+        base = f"http://{HOST}:{self.servers[name].port}"
+        spec = Spec(
+            base=base,
+            accounts=accounts_spec(self.accounts[: c.rest_users]),
+            mix=mix,
+            think=c.rest_think,
+            start_at=time.time() + 3.0,  # the Locust processes start meanwhile
+            warmup=c.rest_warmup,
+            measure=c.rest_measure,
         )
-        _sleep_until_wall(start_at + warmup)
-        a = self.meter.sample()
-        _sleep_until_wall(start_at + warmup + measure)
-        b = self.meter.sample()
-        results = self.gen.collect(sent, timeout=warmup + measure + 300)
-        statuses: dict[str, int] = {}
-        for r in results:
-            for k, v in r["statuses"].items():
-                statuses[k] = statuses.get(k, 0) + v
-        by_name = {
-            name: latency_summary([x for r in results for x in r["latencies"][name]])
-            for name in mix
-        }
-        total = sum(s["n"] for s in by_name.values())
-        cores = Meter.cores(a, b)
-        out = {
-            "users": len(sessions),
-            "think_s": think,
-            "requests_per_s": total / measure,
-            "latency": by_name,
-            "statuses": statuses,
-            "cores": cores,
-            "server_cores": cores.get(server, float("nan")),
-            "cpu_ms_per_request": {
-                k: cores[k] * measure / total * 1000 if total else float("nan")
-                for k in (server, "engine_mongo")
-                if k in cores
-            },
-            "generator_worker_cpu": [round(r["cpu"] / r["wall"], 3) for r in results],
-        }
-        summary = ", ".join(
+        out = run_rest(spec, c.procs, self.servers_cpu, name, self.logs)
+        summary_text = ", ".join(
             f"{n} p50/p95/p99 {s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['p99_ms']:.1f} ms"
-            for n, s in by_name.items()
+            for n, s in out["latency"].items()
         )
         print(
-            f"  {len(sessions)} users, {out['requests_per_s']:.0f} req/s: {summary}; "
-            f"{statuses}; cores {cores}"
+            f"  {name}: {out['users']} users, {out['requests_per_s']:.0f} req/s: {summary_text}; "
+            f"{out['statuses']}; cores {out['cores']}"
         )
         return out
 
 
-def _sleep_until_wall(t: float) -> None:
-    delay = t - time.time()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _median_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     keys = ("round_trips_per_s", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_round_trip")
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
-    out["generator_cores"] = statistics.median(r["cores"]["generator"] for r in runs)
-    out["max_generator_worker_cpu"] = max(max(r["generator_worker_cpu"]) for r in runs)
+    out["server_cores"] = statistics.median(r["cores"][name] for r in runs)
+    out["client_cores"] = statistics.median(r["cores"]["clients"] for r in runs)
+    out["max_client_worker_cpu"] = max(max(r["client_worker_cpu"]) for r in runs)
     out["others_cores"] = statistics.median(r["cores"]["others"] for r in runs)
+    return out
+
+
+# --- logins at production's bcrypt cost ----------------------------------------------------------
+
+
+def bcrypt_checks_per_core_second(rounds: int = 12, checks: int = 4) -> float:
+    """The baseline of logins: bcrypt alone, checking a password at `rounds`, in this process."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"load-test password 1", bcrypt.gensalt(rounds))
+    cpu0 = time.process_time()
+    for _ in range(checks):
+        bcrypt.checkpw(b"load-test password 1", hashed)
+    return checks / (time.process_time() - cpu0)
+
+
+def login_rate(config: Config, mongo: MongoServer, tmp: Path) -> dict[str, Any]:
+    """Logins/s at bcrypt cost 12, on a product process of its own."""
+    settings = product_settings(
+        mongo, tmp / "product-cost12", "bench_cost12", {"BCRYPT_ROUNDS": "12"}
+    )
+    with ProductNode("bench-cost12", product_env(settings), tmp / "product-cost12.log") as app:
+        app.start()
+        outbox = tmp / "product-cost12" / "outbox"
+        accounts = asyncio.run(register_users(app.url, config.login_concurrency, outbox=outbox))
+        spec = Spec(
+            base=app.url,
+            accounts=accounts_spec(accounts),
+            mix={"login": 1.0},
+            think=0.0,
+            start_at=time.time() + 3.0,
+            warmup=2.0,
+            measure=config.login_measure,
+        )
+        out = run_rest(spec, 1, {"product": [app.tree], "mongo": [mongo.tree]}, "product", tmp)
+    rate = out["latency"]["login"]["n"] / config.login_measure
+    out["logins_per_s"] = rate
+    out["logins_per_core_s"] = rate / out["server_cores"] if out["server_cores"] else math.nan
+    out["bcrypt_checks_per_core_s"] = bcrypt_checks_per_core_second()
+    out["concurrency"] = config.login_concurrency
+    print(
+        f"  cost 12: {rate:.1f} logins/s on {out['server_cores']:.2f} cores = "
+        f"{out['logins_per_core_s']:.1f} logins/s per core; bcrypt alone "
+        f"{out['bcrypt_checks_per_core_s']:.1f} checks/s per core"
+    )
     return out
 
 
 # --- the run -------------------------------------------------------------------------------------
 
 
-def login_rate(config: Config, gen: Generator, tmp: Path) -> dict[str, Any]:
-    """Logins/s at production's bcrypt cost 12, on a product process of its own."""
-    with product(tmp / "engine-cost12", {"BCRYPT_ROUNDS": "12"}) as app:
-        app.start("/health/live")
-        users = create_users(
-            embedded_mongo_url(pid=app.pid),
-            LOAD_DB,
-            config.login_concurrency,
-            pepper=LOAD_PEPPER,
-            rounds=12,
-            password=PASSWORD,
-        )
-        sessions = [Session(u["email"], u["password"]) for u in users]
-        bench = Bench.__new__(Bench)
-        bench.c, bench.gen = config, gen
-        bench.meter = Meter({"engine12": [app.ps], "generator": _procs(*gen.pids)})
-        out = bench.rest(
-            f"http://{HOST}:{app.port}",
-            sessions,
-            {"login": 1.0},
-            think=0.0,
-            warmup=2.0,
-            measure=config.login_measure,
-            server="engine12",
-        )
-    lat = out["latency"]["login"]
-    rate = lat["n"] / config.login_measure
-    out["logins_per_s"] = rate
-    out["logins_per_core_s"] = rate / out["server_cores"] if out["server_cores"] else float("nan")
-    out["concurrency"] = config.login_concurrency
-    print(
-        f"  cost 12: {rate:.1f} logins/s on {out['server_cores']:.2f} cores = "
-        f"{out['logins_per_core_s']:.1f} logins/s per core"
-    )
-    return out
+def product_settings(
+    mongo: MongoServer, data_dir: Path, db: str, extra: dict[str, str]
+) -> dict[str, str]:
+    return {
+        **RAISED_LIMITS,
+        "APP_ENV": "development",
+        "MONGODB_URL": mongo.url,
+        "MONGODB_DB": db,
+        "DATA_DIR": str(data_dir),
+        "LOCAL_EVALUATOR_DELAY_SEC": "0",
+        **extra,
+    }
 
 
 def run(config: Config, label: str) -> dict[str, Any]:
     raise_nofile()
     started = time.monotonic()
     results: dict[str, Any] = {"label": label, "machine": machine(), "config": asdict(config)}
-    print(
-        f"{label}: {results['machine']['cpus']} x {results['machine']['cpu_model']}, Python "
-        f"{results['machine']['python']}, load average {os.getloadavg()[0]:.1f}, "
-        f"{config.procs} generator processes"
-    )
-    gen = Generator(config.procs, deflate=config.deflate)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
-            tmp = Path(tmp_name)
-            with (
-                echo_server(tmp / "echo.log") as echo,
-                product(
-                    tmp / "engine",
-                    {"BCRYPT_ROUNDS": "4", "QUESTIONS_PER_INTERVIEW": str(config.questions)},
-                ) as engine,
-            ):
-                echo.start(None)
-                engine.start("/health/live")
-                bench = Bench(config, gen, echo, engine)
-                print("setup")
-                results["setup"] = bench.setup_users()
-                echo.check()
-                engine.check()
-                if "b" in config.phases:
-                    print(f"(b) memory per idle socket, {config.idle_sockets} sockets")
-                    results["memory"] = {
-                        "echo": bench.memory(echo, config.idle_sockets),
-                        "engine": bench.memory(engine, config.idle_sockets),
-                    }
-                echo.check()
-                engine.check()
-                if "a" in config.phases:
-                    print(
-                        f"(a) round trips at concurrency {config.levels}, "
-                        f"{config.repeats} repeat(s)"
-                    )
-                    bench.open_ping_pools()
-                    results["ping"] = bench.ping_sweep()
-                    for pool in ("echo", "engine"):
-                        gen.call("close", [{"pool": pool}] * config.procs, timeout=300)
-                echo.check()
-                engine.check()
-                if "c" in config.phases:
-                    print(f"(c) {config.interviews} concurrent interviews, instant evaluator")
-                    results["interviews"] = bench.interviews()
-                echo.check()
-                engine.check()
-                if "d" in config.phases:
-                    print(f"(d) REST at {config.rest_users} concurrent users")
-                    results["rest"] = bench.rest(
-                        bench.engine_http,
-                        bench.sessions[: config.rest_users],
-                        {"login": 1.0, "me": 1.0, "history": 1.0},
-                        think=config.rest_think,
-                        warmup=config.rest_warmup,
-                        measure=config.rest_measure,
-                        server="engine",
-                    )
+    print(f"{label}: {config.procs} client processes")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp_name,
+        Workers(config.procs, SocketLoadFactory(config.deflate)) as workers,
+    ):
+        tmp = Path(tmp_name)
+        with MongoServer(tmp / "mongo", tmp / "mongo.log") as mongo:
+            mongo.start()
+            settings = product_settings(
+                mongo,
+                tmp / "product",
+                "bench",
+                {"BCRYPT_ROUNDS": "4", "QUESTIONS_PER_INTERVIEW": str(config.questions)},
+            )
+            servers: dict[str, ProductNode | BaselineServer] = {
+                "echo": BaselineServer("echo", tmp / "echo.log"),
+                "starlette": BaselineServer("starlette", tmp / "starlette.log"),
+                "product": ProductNode("bench", product_env(settings), tmp / "product.log"),
+            }
+            try:
+                for server in servers.values():
+                    server.start()
+                bench = Bench(config, workers, servers, mongo, tmp)
+                run_phases(bench, config, results)
+            finally:
+                for server in servers.values():
+                    server.stop()
             if "d" in config.phases:
                 print("(d) login at bcrypt cost 12")
-                results["login_cost12"] = login_rate(config, gen, tmp)
-    finally:
-        gen.close()
-    results["machine"]["loadavg_at_end"] = os.getloadavg()
+                results["login_cost12"] = login_rate(config, mongo, tmp)
+    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds"] = round(time.monotonic() - started, 1)
     return results
 
 
+def run_phases(bench: Bench, config: Config, results: dict[str, Any]) -> None:
+    print("setup")
+    results["setup"] = bench.setup_users()
+    if "b" in config.phases:
+        bench.check()
+        print(f"(b) memory per idle socket, {config.idle_sockets} sockets")
+        results["memory"] = {name: bench.memory(name, config.idle_sockets) for name in SERVERS}
+    if "a" in config.phases:
+        bench.check()
+        print(f"(a) round trips at concurrency {config.levels}, {config.repeats} repeat(s)")
+        bench.open_ping_pools()
+        results["ping"] = bench.ping_sweep()
+        for pool in SERVERS:
+            bench.workers.call("close", [{"pool": pool}] * config.procs, timeout=300)
+    if "c" in config.phases:
+        bench.check()
+        print(f"(c) {config.interviews} concurrent interviews, instant evaluator")
+        results["interviews"] = bench.interviews()
+    if "d" in config.phases:
+        bench.check()
+        mix = {"login": 1.0, "me": 1.0, "history": 1.0}
+        print(f"(d) REST at {config.rest_users} concurrent users")
+        results["rest"] = {name: bench.rest(name, mix) for name in ("starlette", "product")}
+    bench.check()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m load.bench", description="engine vs a bare websockets echo server"
+        prog="python -m load.bench", description="the product against bare baselines"
     )
     parser.add_argument("--quick", action="store_true", help="a scaled-down smoke run")
-    parser.add_argument("--procs", type=int, help="load generator processes")
+    parser.add_argument("--procs", type=int, help="client processes")
     parser.add_argument("--sockets", type=int, help="idle sockets for the memory figure")
     parser.add_argument("--interviews", type=int, help="concurrent interviews for (c)")
     parser.add_argument("--rest-users", type=int, help="concurrent REST users for (d)")
@@ -617,20 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = Config.quick() if args.quick else Config()
-    if args.procs:
-        config.procs = args.procs
-    if args.sockets:
+    for key in ("procs", "repeats", "interviews", "rest_users", "answer_think", "rest_think"):
+        if getattr(args, key) is not None:
+            setattr(config, key, getattr(args, key))
+    if args.sockets is not None:
         config.idle_sockets = args.sockets
-    if args.interviews:
-        config.interviews = args.interviews
-    if args.rest_users:
-        config.rest_users = args.rest_users
-    if args.repeats:
-        config.repeats = args.repeats
-    if args.answer_think is not None:
-        config.answer_think = args.answer_think
-    if args.rest_think is not None:
-        config.rest_think = args.rest_think
     config.deflate = not args.no_deflate
     config.phases = args.phases
     config.users = max(config.users, config.interviews, config.rest_users)
@@ -640,14 +551,15 @@ def main(argv: list[str] | None = None) -> int:
     label = "bench-quick" if args.quick else "bench"
     results = run(config, label)
     print()
-    print(render_table(results))
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = args.out / f"{label}.json"
-    json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    png_path = args.out / f"{label}.png"
+    print(render(results))
+    written = [write_results(results, args.out / f"{label}.json")]
+    png = args.out / f"{label}.png"
+    if write_plot(results, png):
+        written.append(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png)
     print()
-    for path in [json_path, png_path] if write_plot(results, png_path) else [json_path]:
-        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    for path in written:
+        print(f"wrote {path}")
+    log(f"done in {results['seconds']:.0f} s")
     return 0
 
 

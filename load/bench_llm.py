@@ -1,19 +1,21 @@
-"""Benchmark: model feedback streamed over the socket to many concurrent interviews.
+"""Benchmark (`make bench-llm`): model feedback streamed over the socket to many interviews.
 
-Starts the local OpenAI-speaking server (one token every 20 ms by default) and the product's
-embedded run pointed at it, then drives N concurrent interviews over WebSockets and prints:
+Starts the local OpenAI-speaking server (tests/fakes/openai_server.py: a token every 20 ms by
+default), the SecantusDB server (or uses MONGODB_URL) and the product pointed at both, then
+drives N concurrent interviews over WebSockets and measures:
 
 - answer sent -> first `feedback.delta` received, minus the fake's own delay before the first
-  character of feedback (its first-token delay plus the tokens that open the JSON): p50 / p99;
-- the gap between consecutive `feedback.delta` frames of one answer: p50 / p99;
-- CPU seconds of the server process per 1,000 streamed tokens.
+  character of feedback (its first-token delay plus the tokens that open the JSON);
+- the gap between consecutive `feedback.delta` frames of one answer;
+- the product's CPU per 1,000 streamed tokens.
 
-Beside it, a baseline from the same run: the same number of streams read straight from the fake
-with the OpenAI SDK, no product in between. Figures are printed, never asserted.
+The baseline, in the same run: the same number of streams read straight from the fake with the
+OpenAI SDK, no product in between. Figures are printed beside it, never asserted.
 
-    .venv/bin/python load/bench_llm.py              # 1,000 interviews
-    .venv/bin/python load/bench_llm.py -n 200 --procs 2
-    MONGODB_URL=mongodb://... .venv/bin/python load/bench_llm.py   # a real MongoDB
+    .venv/bin/python -m load.bench_llm              # 1,000 interviews
+    .venv/bin/python -m load.bench_llm --quick      # 100 interviews, one answer each
+    .venv/bin/python -m load.bench_llm -n 200 --procs 2
+    MONGODB_URL=mongodb://... .venv/bin/python -m load.bench_llm   # a real MongoDB
 """
 
 from __future__ import annotations
@@ -21,51 +23,68 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import math
-import multiprocessing as mp
 import os
 import random
-import resource
-import shutil
-import signal
-import subprocess
+import re
+import socket
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil  # type: ignore[import-untyped]
-from websockets.asyncio.client import ClientConnection, connect
+from load.clients import Interview, answer
+from load.harness import (
+    COVERAGE_VARIABLE,
+    HOST,
+    MongoServer,
+    Process,
+    ProductNode,
+    free_port,
+    inherited_env,
+    product_env,
+    raise_nofile,
+)
+from load.measure import (
+    RAISED_LIMITS,
+    RESULTS,
+    Meter,
+    Row,
+    Table,
+    Workers,
+    describe_machine,
+    log,
+    machine,
+    ms,
+    percentile,
+    ratio,
+    split,
+    write_results,
+)
+from load.users import register_users, start_interviews
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.embedded_mongo import EmbeddedMongo, free_port  # noqa: E402
-from engine.evaluator.jsonstream import FieldStream  # noqa: E402
-from tests.fakes.openai_server import API_KEY  # noqa: E402
-
-PASSWORD = "correct horse battery"
+FAKE_API_KEY = "sk-fake-openai-test-key"  # the key tests/fakes/openai_server.py accepts
 FEEDBACK_PREFIX = '{"feedback": "'  # how the fake's JSON opens, before the first feedback char
 
 
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+@dataclass
+class Options:
+    interviews: int = 1000
+    answers: int = 2
+    procs: int = 1
+    fake_procs: int = 1
+    token_delay: float = 0.02
+    first_token_delay: float = 0.2
+    chunk_chars: int = 4
+    ramp: float = 1.0  # the first answers spread over this many seconds
 
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+    @property
+    def nominal_delay(self) -> float:
+        """The fake's own delay before the first character of feedback."""
+        tokens = len(FEEDBACK_PREFIX) // self.chunk_chars
+        return self.first_token_delay + tokens * self.token_delay
 
 
 @dataclass
@@ -91,222 +110,132 @@ class Stats:
         self.errors += other.errors
 
 
-# --- the processes under test ------------------------------------------------------------------
+# --- the product: interviews in worker processes -----------------------------------------------
 
 
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@dataclass
+class StreamLoad:
+    """One worker's interviews: opened by `open`, answered all at once by `answer_all`."""
 
+    options: Options
+    sessions: list[Interview] = field(default_factory=list)
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
+    async def open(self, url: str, tickets: list[tuple[str, str]]) -> dict[str, Any]:
+        gate = asyncio.Semaphore(64)
+        errors: list[str] = []
 
-
-def app_env(
-    args: argparse.Namespace, port: int, fake_url: str, mongo_url: str, data: Path
-) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "REDIS_", "MONGODB_"))
-    }
-    env.update(
-        {
-            "APP_ENV": "development",
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "NODE_ID": "bench",
-            "LOG_LEVEL": "WARNING",
-            "DATA_DIR": str(data),
-            "MONGODB_URL": mongo_url,
-            "MONGODB_DB": "bench",
-            "REDIS_URL": "",
-            "CELERY_BROKER_URL": "",
-            "SENDPULSE_CLIENT_ID": "",
-            "OPENAI_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": fake_url + "/v1",
-            "OPENAI_DAILY_TOKEN_BUDGET": str(10**12),
-            "BCRYPT_ROUNDS": "4",
-            "ACCESS_TOKEN_TTL_SEC": "7200",
-            "QUESTIONS_PER_INTERVIEW": str(args.answers),
-            "FREE_INTERVIEWS_PER_MONTH": "1000",
-            "RATE_LIMIT_AUTH_IP": "100000000/60",
-            "RATE_LIMIT_AUTH_ACCOUNT": "100000000/60",
-            "RATE_LIMIT_GLOBAL_IP": "100000000/60",
-            "RATE_LIMIT_USER": "100000000/60",
-            "RATE_LIMIT_SOCKET_MESSAGES": "100000/10",
-            "WS_SEND_QUEUE_LIMIT": "4096",
-        }
-    )
-    return env
-
-
-# --- users -------------------------------------------------------------------------------------
-
-
-async def make_users(base: str, count: int, mongo_url: str) -> list[str]:
-    """Register `count` users, mark them verified in the database, log them in: their tokens."""
-    from pymongo import AsyncMongoClient
-
-    emails = [f"bench-{uuid.uuid4().hex[:10]}@example.ru" for _ in range(count)]
-    gate = asyncio.Semaphore(32)
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-
-        async def register(email: str) -> None:
+        async def one(token: str, interview_id: str) -> None:
             async with gate:
-                body = {"email": email, "password": PASSWORD, "gender": "male", "age": 30}
-                response = await http.post("/api/v1/auth/register", json=body)
-                assert response.status_code == 201, response.text
+                try:
+                    self.sessions.append(await Interview.join(url, token, interview_id))
+                except Exception as exc:  # counted and reported
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
-        async def login(email: str) -> str:
-            async with gate:
-                body = {"email": email, "password": PASSWORD}
-                response = await http.post("/api/v1/auth/login", json=body)
-                assert response.status_code == 200, response.text
-                return str(response.json()["token"])
+        await asyncio.gather(*(one(*t) for t in tickets))
+        return {"opened": len(self.sessions), "errors": errors}
 
-        await asyncio.gather(*(register(e) for e in emails))
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-        try:
-            await mongo["bench"]["users"].update_many(
-                {"email": {"$in": emails}}, {"$set": {"isEmailVerified": True}}
-            )
-        finally:
-            await mongo.close()
-        return list(await asyncio.gather(*(login(e) for e in emails)))
+    async def answer_all(self) -> Stats:
+        stats = Stats()
+        nominal = self.options.nominal_delay
 
+        async def one(index: int, live: Interview) -> None:
+            await asyncio.sleep(random.uniform(0, self.options.ramp))
+            for n in range(self.options.answers):
+                text = (
+                    f"Ответ {index}-{n}-{uuid.uuid4().hex[:6]}: хеш-таблица отображает ключ в "
+                    "индекс корзины, коллизии решаются цепочками, поиск в среднем за O(1)."
+                )
+                sent = accepted = time.monotonic()
+                await live.ws.send(answer(live.question["questionId"], text=text))
+                last: float | None = None
+                while True:
+                    frame = await live.frame(120)
+                    now = time.monotonic()
+                    if frame["type"] == "answer.accepted":
+                        accepted = now
+                        stats.stored.append(now - sent)
+                    elif frame["type"] == "feedback.delta":
+                        stats.deltas += 1
+                        if last is None:
+                            stats.first.append(now - sent - nominal)
+                            stats.after_store.append(now - accepted - nominal)
+                        else:
+                            stats.gaps.append(now - last)
+                        last = now
+                    elif frame["type"] == "feedback.reset":
+                        last = None
+                    elif frame["type"] == "feedback.done":
+                        stats.answers += 1
+                        source = str(frame["source"])
+                        stats.sources[source] = stats.sources.get(source, 0) + 1
+                        break
+                while n + 1 < self.options.answers:
+                    frame = await live.frame()
+                    if frame["type"] == "question":
+                        live.question = frame
+                        break
 
-# --- the load generator ------------------------------------------------------------------------
-
-
-async def interviews(
-    base: str, tokens: list[str], args: argparse.Namespace, conn: Connection | None
-) -> Stats:
-    """Open every interview and its socket, report ready, wait for go, then answer."""
-    stats = Stats()
-    nominal = args.first_token_delay + (len(FEEDBACK_PREFIX) // args.chunk_chars) * args.token_delay
-    ws_base = base.replace("http://", "ws://")
-    gate = asyncio.Semaphore(64)
-
-    async def open_one(token: str) -> tuple[ClientConnection, dict[str, Any]]:
-        async with gate:
-            started = await http.post(
-                "/api/v1/interviews/technical/start",
-                json={"level": "intern"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert started.status_code == 201, started.text
-            interview_id = started.json()["interviewId"]
-            ws = await connect(f"{ws_base}/ws/v1/interview", max_queue=None, open_timeout=60)
-            await ws.send(
-                json.dumps({"type": "hello", "token": token, "interviewId": interview_id})
-            )
-            while True:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                if frame["type"] == "question":
-                    return ws, frame
-
-    async def answer_all(index: int, ws: ClientConnection, question: dict[str, Any]) -> None:
-        await asyncio.sleep(random.uniform(0, args.ramp))
-        for n in range(args.answers):
-            answer = (
-                f"Ответ {index}-{n}-{uuid.uuid4().hex[:6]}: хеш-таблица отображает ключ в "
-                "индекс корзины, коллизии решаются цепочками, поиск в среднем за O(1)."
-            )
-            frame = {
-                "type": "answer",
-                "questionId": question["questionId"],
-                "answer": answer,
-                "clientMsgId": uuid.uuid4().hex,
-            }
-            sent = time.monotonic()
-            await ws.send(json.dumps(frame))
-            last: float | None = None
-            accepted = sent
-            while True:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
-                now = time.monotonic()
-                if frame["type"] == "answer.accepted":
-                    accepted = now
-                    stats.stored.append(now - sent)
-                elif frame["type"] == "feedback.delta":
-                    stats.deltas += 1
-                    if last is None:
-                        stats.first.append(now - sent - nominal)
-                        stats.after_store.append(now - accepted - nominal)
-                    else:
-                        stats.gaps.append(now - last)
-                    last = now
-                elif frame["type"] == "feedback.reset":
-                    last = None
-                elif frame["type"] == "feedback.done":
-                    stats.answers += 1
-                    stats.sources[frame["source"]] = stats.sources.get(frame["source"], 0) + 1
-                    break
-            while n + 1 < args.answers:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                if frame["type"] == "question":
-                    question = frame
-                    break
-
-    def failed(results: list[Any]) -> None:
-        stats.errors.extend(
+        results = await asyncio.gather(
+            *(one(i, live) for i, live in enumerate(self.sessions)), return_exceptions=True
+        )
+        stats.errors += [
             f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)
-        )
+        ]
+        return stats
 
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-        opened = await asyncio.gather(*(open_one(t) for t in tokens), return_exceptions=True)
-    failed(opened)
-    sessions = [o for o in opened if not isinstance(o, BaseException)]
-    if conn is not None:
-        conn.send("ready")
-        await asyncio.to_thread(conn.recv)  # "go", once every worker is ready
-    try:
-        failed(
-            await asyncio.gather(
-                *(answer_all(i, ws, q) for i, (ws, q) in enumerate(sessions)),
-                return_exceptions=True,
-            )
-        )
-    finally:
-        await asyncio.gather(*(ws.close() for ws, _ in sessions), return_exceptions=True)
-    return stats
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(s.ws.close() for s in self.sessions), return_exceptions=True)
 
 
-def worker(base: str, tokens: list[str], args: argparse.Namespace, conn: Connection) -> None:
-    raise_nofile()
-    stats = asyncio.run(interviews(base, tokens, args, conn))
-    conn.send(stats)
+class StreamLoadFactory:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def __call__(self) -> StreamLoad:
+        return StreamLoad(self.options)
 
 
-# --- the baseline: the fake read directly with the SDK -----------------------------------------
+# --- the baseline: the fake read directly with the SDK -------------------------------------------
 
 
-async def baseline(fake_url: str, count: int, args: argparse.Namespace) -> Stats:
+class FeedbackField:
+    """The characters of the `feedback` string in a JSON text that arrives in pieces."""
+
+    OPENING = re.compile(r'"feedback"\s*:\s*"')
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.state = "seek"  # seek -> inside -> done
+        self.escaped = False
+
+    def feed(self, piece: str) -> int:
+        """How many characters of the field `piece` carried."""
+        if self.state == "seek":
+            self.buffer += piece
+            found = self.OPENING.search(self.buffer)
+            if found is None:
+                return 0
+            self.state = "inside"
+            piece, self.buffer = self.buffer[found.end() :], ""
+        count = 0
+        for char in piece if self.state == "inside" else "":
+            if self.escaped:
+                self.escaped = False
+            elif char == "\\":
+                self.escaped = True
+                continue
+            elif char == '"':
+                self.state = "done"
+                break
+            count += 1
+        return count
+
+
+async def baseline(fake_url: str, options: Options) -> Stats:
     import openai
 
     stats = Stats()
-    nominal = args.first_token_delay + (len(FEEDBACK_PREFIX) // args.chunk_chars) * args.token_delay
-    client = openai.AsyncOpenAI(api_key=API_KEY, base_url=fake_url + "/v1", max_retries=0)
+    client = openai.AsyncOpenAI(api_key=FAKE_API_KEY, base_url=fake_url + "/v1", max_retries=0)
     user = (
         "Level: intern\n<key_points>\n- Хеш-функция отображает ключ в индекс корзины\n"
         "- Коллизии решаются цепочками\n</key_points>\n<candidate_answer>\nКлюч в индекс "
@@ -316,7 +245,8 @@ async def baseline(fake_url: str, count: int, args: argparse.Namespace) -> Stats
     async def one(into: Stats, ramp: float) -> None:
         await asyncio.sleep(random.uniform(0, ramp))
         sent = time.monotonic()
-        # The request the product makes (chunks as dicts, no pydantic model per chunk).
+        # The request the product makes, read as it reads it (chunks as dicts, no model
+        # object per chunk).
         stream = await client.post(
             "/chat/completions",
             body={
@@ -332,18 +262,19 @@ async def baseline(fake_url: str, count: int, args: argparse.Namespace) -> Stats
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
-        decoder = FieldStream("feedback")
+        field_chars = FeedbackField()
         last: float | None = None
         async for chunk in stream:
-            assert isinstance(chunk, dict)
+            if not isinstance(chunk, dict):
+                raise RuntimeError(f"unexpected chunk {chunk!r}")
             choices = chunk.get("choices") or [{}]
             content = (choices[0].get("delta") or {}).get("content")
-            if not content or not decoder.feed(content):
+            if not content or not field_chars.feed(content):
                 continue
             now = time.monotonic()
             into.deltas += 1
             if last is None:
-                into.first.append(now - sent - nominal)
+                into.first.append(now - sent - options.nominal_delay)
             else:
                 into.gaps.append(now - last)
             last = now
@@ -352,7 +283,8 @@ async def baseline(fake_url: str, count: int, args: argparse.Namespace) -> Stats
     await one(Stats(), ramp=0)  # warm the client up (the SDK builds its types on first use)
     try:
         results = await asyncio.gather(
-            *(one(stats, args.ramp) for _ in range(count)), return_exceptions=True
+            *(one(stats, options.ramp) for _ in range(options.interviews)),
+            return_exceptions=True,
         )
         stats.errors += [repr(r)[:200] for r in results if isinstance(r, BaseException)]
     finally:
@@ -360,169 +292,198 @@ async def baseline(fake_url: str, count: int, args: argparse.Namespace) -> Stats
     return stats
 
 
-# --- the run -----------------------------------------------------------------------------------
+# --- the run -------------------------------------------------------------------------------------
 
 
-def report(name: str, stats: Stats, cpu: float | None) -> None:
-    ms = 1000
-    line = (
-        f"{name:<34} answers {stats.answers:>5}  first-delta overhead p50 "
-        f"{pct(stats.first, 50) * ms:7.1f} ms  p99 {pct(stats.first, 99) * ms:7.1f} ms  "
-        f"inter-arrival p50 {pct(stats.gaps, 50) * ms:6.1f} ms  "
-        f"p99 {pct(stats.gaps, 99) * ms:6.1f} ms"
+class FakeOpenAI(Process):
+    """The OpenAI-speaking fake, ready once it accepts connections."""
+
+    def __init__(self, port: int, options: Options, log: Path) -> None:
+        self.port = port
+        args = [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port)]
+        args += ["--token-delay", str(options.token_delay)]
+        args += ["--first-token-delay", str(options.first_token_delay)]
+        args += ["--chunk-chars", str(options.chunk_chars), "--reuse-port"]
+        super().__init__("the fake OpenAI", args, env=inherited_env([COVERAGE_VARIABLE]), log=log)
+
+    def ready(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.5):
+            return True
+        return False
+
+
+def run(options: Options, tmp: Path, mongo_url: str) -> dict[str, Any]:
+    fake_port = free_port()
+    fake_url = f"http://{HOST}:{fake_port}"
+    fakes = [
+        FakeOpenAI(fake_port, options, tmp / f"fake{i}.log") for i in range(options.fake_procs)
+    ]
+    settings = {
+        **RAISED_LIMITS,
+        "APP_ENV": "development",
+        "DATA_DIR": str(tmp / "product"),
+        "MONGODB_URL": mongo_url,
+        "MONGODB_DB": f"bench_llm_{uuid.uuid4().hex[:8]}",
+        "OPENAI_API_KEY": FAKE_API_KEY,
+        "OPENAI_BASE_URL": fake_url + "/v1",
+        "OPENAI_DAILY_TOKEN_BUDGET": str(10**12),
+        "BCRYPT_ROUNDS": "4",
+        "QUESTIONS_PER_INTERVIEW": str(options.answers),
+    }
+    product = ProductNode("bench-llm", product_env(settings), tmp / "product.log")
+    results: dict[str, Any] = {}
+    try:
+        for fake in fakes:
+            fake.start()
+        product.start()
+        log("baseline: the SDK straight to the fake")
+        results["baseline"] = asdict(asyncio.run(baseline(fake_url, options)))
+
+        started = time.monotonic()
+        accounts = asyncio.run(
+            register_users(product.url, options.interviews + 1, outbox=tmp / "product" / "outbox")
+        )
+        asyncio.run(start_interviews(product.url, accounts, level="intern"))
+        log(f"{options.interviews} users set up in {time.monotonic() - started:.1f} s")
+        url = f"ws://{product.address}/ws/v1/interview"
+        tickets = [(a.token, a.interview_id) for a in accounts]
+        warm, tickets = tickets[:1], tickets[1:]
+        # One answer first: the product's SDK client and code paths warm up outside the figures.
+        with Workers(1, StreamLoadFactory(Options(**{**asdict(options), "answers": 1}))) as w:
+            w.call("open", [{"url": url, "tickets": warm}], 120)
+            w.call("answer_all", [{}], 300)
+
+        with Workers(options.procs, StreamLoadFactory(options)) as workers:
+            parts = split(tickets, options.procs)
+            opened = workers.call("open", [{"url": url, "tickets": p} for p in parts], 600)
+            meter = Meter(
+                {
+                    "product": [product.tree],
+                    "fake": [f.tree for f in fakes],
+                    "clients": workers.trees,
+                }
+            )
+            a = meter.sample()
+            stats = workers.call("answer_all", [{}] * len(parts), 900)
+            b = meter.sample()
+        total = Stats()
+        for part in stats:
+            total.merge(part)
+        total.errors += [e for r in opened for e in r["errors"]]
+        wall = b.at - a.at
+        results["product"] = asdict(total)
+        results["wall_s"] = wall
+        results["cpu_s"] = {k: b.cpu[k] - a.cpu[k] for k in a.cpu}
+        product.check()
+    finally:
+        product.stop()
+        for fake in fakes:
+            fake.stop()
+    return results
+
+
+def table(results: dict[str, Any]) -> Table:
+    base, prod = results["baseline"], results["product"]
+    cpu = results["cpu_s"]["product"]
+
+    def pair(values: list[float]) -> str:
+        return f"{ms(percentile(values, 50) * 1000)} / {ms(percentile(values, 99) * 1000)}"
+
+    t = Table(("SDK to the fake",), "product")
+    t.add(
+        Row(
+            "answers streamed",
+            (str(base["answers"]),),
+            str(prod["answers"]),
+        ),
+        Row(
+            "first-delta overhead p50 / p99",
+            (pair(base["first"]),),
+            pair(prod["first"]),
+            ratio(percentile(prod["first"], 99), percentile(base["first"], 99)),
+        ),
+        Row(
+            "delta inter-arrival p50 / p99",
+            (pair(base["gaps"]),),
+            pair(prod["gaps"]),
+            ratio(percentile(prod["gaps"], 99), percentile(base["gaps"], 99)),
+        ),
+        Row("answer -> answer.accepted p50 / p99", product=pair(prod["stored"])),
+        Row(
+            "answer.accepted -> first delta, minus the fake's delay",
+            product=pair(prod["after_store"]),
+        ),
+        Row(
+            "server CPU per 1,000 streamed tokens",
+            product=f"{cpu / (prod['deltas'] / 1000):.3f} s" if prod["deltas"] else "-",
+        ),
+        Row(
+            "feedback.delta frames / s",
+            product=f"{prod['deltas'] / results['wall_s']:.0f}",
+        ),
+        Row("errors", (str(len(base["errors"])),), str(len(prod["errors"])), target="0"),
     )
-    if cpu is not None and stats.deltas:
-        line += f"  CPU {cpu / (stats.deltas / 1000):.3f} s/1k tokens"
-    print(line)
+    return t
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("-n", "--interviews", type=int, default=1000)
-    parser.add_argument("--answers", type=int, default=2, help="answers per interview")
-    parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--quick", action="store_true", help="100 interviews, one answer each")
+    parser.add_argument("-n", "--interviews", type=int)
+    parser.add_argument("--answers", type=int, help="answers per interview (default 2)")
+    parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--fake-procs", type=int, default=1, help="fake OpenAI processes")
     parser.add_argument("--token-delay", type=float, default=0.02)
     parser.add_argument("--first-token-delay", type=float, default=0.2)
     parser.add_argument("--chunk-chars", type=int, default=4)
     parser.add_argument("--ramp", type=float, default=1.0, help="spread the first answers (s)")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and data directory")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench-llm.json")
+    args = parser.parse_args(argv)
+    options = Options(
+        interviews=args.interviews or (100 if args.quick else 1000),
+        answers=args.answers or (1 if args.quick else 2),
+        procs=args.procs,
+        fake_procs=args.fake_procs,
+        token_delay=args.token_delay,
+        first_token_delay=args.first_token_delay,
+        chunk_chars=args.chunk_chars,
+        ramp=args.ramp,
+    )
     raise_nofile()
-
-    tmp = tempfile.mkdtemp(prefix="bench-llm-")
-    with contextlib.ExitStack() as cleanup:
-        if not args.keep:
-            cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
-        data = Path(tmp)
-        # A real MongoDB when MONGODB_URL is set (as in the tests); else the embedded store.
-        mongo_url = os.environ.get("MONGODB_URL", "")
-        mongo = None if mongo_url else EmbeddedMongo(data / "mongo")
-        if mongo is not None:
-            mongo.start()
-            mongo_url = mongo.url
-        fake_port, app_port = free_port(), free_port()
-        fake_url, base = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{app_port}"
-        fake_cmd = [
-            sys.executable,
-            "-m",
-            "tests.fakes.openai_server",
-            "--port",
-            str(fake_port),
-            "--token-delay",
-            str(args.token_delay),
-            "--first-token-delay",
-            str(args.first_token_delay),
-            "--chunk-chars",
-            str(args.chunk_chars),
-            "--reuse-port",
-        ]
-        try:
-            with contextlib.ExitStack() as stack:
-                fakes = [
-                    stack.enter_context(process(fake_cmd, dict(os.environ), data / f"fake{i}.log"))
-                    for i in range(args.fake_procs)
-                ]
-                app = stack.enter_context(
-                    process(
-                        [sys.executable, "-m", "core.cli", "run"],
-                        app_env(args, app_port, fake_url, mongo_url, data),
-                        data / "app.log",
-                    )
-                )
-                wait_http(base + "/health/live", app)
-                for fake in fakes:
-                    if fake.poll() is not None:
-                        raise RuntimeError("the fake OpenAI server exited")
-                run(args, base, fake_url, mongo_url, app, fakes, data)
-        finally:
-            if mongo is not None:
-                mongo.stop()
-
-
-def run(
-    args: argparse.Namespace,
-    base: str,
-    fake_url: str,
-    mongo_url: str,
-    app: subprocess.Popen[bytes],
-    fakes: list[subprocess.Popen[bytes]],
-    data: Path,
-) -> None:
-    n = args.interviews
-    print(
-        f"{n} interviews x {args.answers} answers; the fake streams {args.chunk_chars}-character "
-        f"tokens every {args.token_delay * 1000:.0f} ms after {args.first_token_delay * 1000:.0f} "
-        f"ms; {args.procs} load process(es), {args.fake_procs} fake process(es), "
-        f"{os.cpu_count()} CPUs"
-    )
-    fake_procs = [psutil.Process(f.pid) for f in fakes]
-
-    def cpu(procs: list[psutil.Process]) -> float:
-        return float(sum(p.cpu_times().user + p.cpu_times().system for p in procs))
-
-    base_stats = asyncio.run(baseline(fake_url, n, args))
-    report("baseline: SDK straight to the fake", base_stats, None)
-
     started = time.monotonic()
-    warm_token, *tokens = asyncio.run(make_users(base, n + 1, mongo_url))
-    print(f"(set up {n} users in {time.monotonic() - started:.1f} s)")
-    # One answer first: the server's SDK client and code paths warm up outside the figures.
-    warm = argparse.Namespace(**{**vars(args), "answers": 1, "ramp": 0.0})
-    asyncio.run(interviews(base, [warm_token], warm, None))
-
-    ctx = mp.get_context("spawn")
-    parts = [tokens[i :: args.procs] for i in range(args.procs)]
-    pipes: list[Connection] = []
-    workers = []
-    for part in parts:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(base, part, args, child), daemon=True)
-        proc.start()
-        pipes.append(parent)
-        workers.append(proc)
-    for pipe in pipes:
-        if pipe.recv() != "ready":
-            raise RuntimeError("a load worker failed to start")
-    server = psutil.Process(app.pid)
-    cpu_before, fake_before = cpu([server]), cpu(fake_procs)
-    load_before = cpu([psutil.Process(w.pid) for w in workers if w.pid is not None])
-    wall = time.monotonic()
-    for pipe in pipes:
-        pipe.send("go")
-    total = Stats()
-    for pipe in pipes:
-        total.merge(pipe.recv())
-    wall = time.monotonic() - wall
-    server_cpu = cpu([server]) - cpu_before
-    fake_cpu = cpu(fake_procs) - fake_before
-    load_cpu = (
-        sum(
-            p.cpu_times().user + p.cpu_times().system
-            for p in (psutil.Process(w.pid) for w in workers if w.pid is not None)
-        )
-        - load_before
-    )
-    for proc in workers:
-        proc.join(10)
-
-    report("product: answer -> socket", total, server_cpu)
+    results: dict[str, Any] = {"machine": machine(), "options": asdict(options)}
     print(
-        f"  of which answer -> answer.accepted (the answer persisted) p50 "
-        f"{pct(total.stored, 50) * 1000:.1f} ms p99 {pct(total.stored, 99) * 1000:.1f} ms; "
-        f"answer.accepted -> first delta, minus the fake's delay p50 "
-        f"{pct(total.after_store, 50) * 1000:.1f} ms p99 {pct(total.after_store, 99) * 1000:.1f} ms"
+        f"{options.interviews} interviews x {options.answers} answers; the fake streams "
+        f"{options.chunk_chars}-character tokens every {options.token_delay * 1000:.0f} ms after "
+        f"{options.first_token_delay * 1000:.0f} ms; {options.procs} client process(es), "
+        f"{options.fake_procs} fake process(es)"
     )
+    with tempfile.TemporaryDirectory(prefix="bench-llm-") as tmp_name:
+        tmp = Path(tmp_name)
+        # A real MongoDB when MONGODB_URL is set (as in the tests); else SecantusDB.
+        mongo_url = os.environ.get("MONGODB_URL", "")
+        if mongo_url:
+            results.update(run(options, tmp, mongo_url))
+        else:
+            with MongoServer(tmp / "mongo", tmp / "mongo.log") as mongo:
+                mongo.start()
+                results.update(run(options, tmp, mongo.url))
+    results["seconds"] = round(time.monotonic() - started, 1)
+    print()
+    print(f"bench-llm: {describe_machine(results['machine'])}; {results['seconds']:.0f} s")
+    print()
+    print(table(results).render())
+    cpu = results["cpu_s"]
     print(
-        f"  {total.deltas} feedback.delta frames in {wall:.1f} s "
-        f"({total.deltas / wall:.0f}/s); sources {total.sources}; "
-        f"CPU s: server {server_cpu:.1f}, fake {fake_cpu:.1f}, load generator {load_cpu:.1f}"
+        f"\nCPU seconds while streaming: product {cpu['product']:.1f}, fake {cpu['fake']:.1f}, "
+        f"clients {cpu['clients']:.1f}; sources {results['product']['sources']}"
     )
-    if total.errors or base_stats.errors:
-        print(f"  errors: {len(total.errors)} (e.g. {(total.errors or base_stats.errors)[:3]})")
-    if args.keep:
-        print(f"  (logs and data kept in {data})")
+    errors = results["product"]["errors"] or results["baseline"]["errors"]
+    if errors:
+        print(f"errors, e.g.: {errors[:3]}")
+    print(f"wrote {write_results(results, args.out)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

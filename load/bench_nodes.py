@@ -1,7 +1,8 @@
-"""Sessions across nodes (issue 5), measured on two real nodes sharing one Redis and one
-MongoDB-protocol server, all started here on 127.0.0.1:
+"""Benchmark (`make bench-nodes`): sessions across nodes, measured on two real nodes sharing one
+Redis and one MongoDB-protocol server, all started here on 127.0.0.1:
 
-1. cross-node delivery latency beside same-node (two sockets per interview, one per node);
+1. cross-node delivery latency beside same-node, the baseline (two sockets per interview, one
+   per node, held by the same client);
 2. resume after `kill -9` of a node: disconnect -> welcome and -> first new event, seq checks;
 3. a reconnect storm to the surviving node: every socket says hello at once;
 4. Redis commands and round trips per engine message (MONITOR + INFO commandstats).
@@ -9,47 +10,32 @@ MongoDB-protocol server, all started here on 127.0.0.1:
     .venv/bin/python -m load.bench_nodes            # full run, about 8 minutes on 2 cores
     .venv/bin/python -m load.bench_nodes --quick    # a small run, under a minute
 
-It prints a table (medians over repetitions, the target beside each figure) and writes the raw
-numbers to load/results/nodes.json. Figures are reported, never asserted: on a small shared
-machine the clients, both nodes, Redis and the database compete for the same cores.
+It prints a table (medians over repetitions, the baseline and the target beside each figure)
+and writes the raw numbers to load/results/nodes.json. Figures are reported, never asserted: on
+a small shared machine the clients, both nodes, Redis and the database compete for the same
+cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import multiprocessing
 import os
-import random
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from queue import Empty
 from typing import Any
 
-from redis import Redis
-
-from core.security import TokenService
-from core.settings import Settings
 from load import nodes_clients
-from load.nodes_commands import count_commands
-from load.nodes_support import (
-    ROOT,
-    Cluster,
-    Node,
-    count_diff,
-    create_users,
-    log_counts,
-    machine,
-    median,
-    raise_nofile,
-    start_interviews,
-    summary,
-)
+from load.harness import HOST, Process, ProductNode, inherited_env, raise_nofile, wait_until
+from load.measure import RESULTS as RESULTS_DIR
+from load.measure import log, machine, summary, write_results
+from load.nodes_cluster import Cluster, Pool, build_pool, count_diff, heads, log_counts
+from load.nodes_report import print_report
+from load.redis_monitor import count_commands
 
-RESULTS = ROOT / "load" / "results" / "nodes.json"
+RESULTS = RESULTS_DIR / "nodes.json"
 CTX = multiprocessing.get_context("spawn")
 LATENCY_WORKERS = 2
 
@@ -132,17 +118,6 @@ NODE_SETTINGS = {
     "QUESTIONS_PER_INTERVIEW": "20",  # long interviews: every scenario continues the same ones
     "LOCAL_EVALUATOR_DELAY_SEC": "0.02",  # a feedback.delta every 20 ms while evaluating
 }
-LEASE_TTL_SEC = 10
-
-Pool = list[tuple[str, str]]  # (access token, interview id)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
 
 
 def _take(queue: Any, count: int, timeout: float, processes: list[Any]) -> list[Any]:
@@ -169,8 +144,8 @@ def _join(processes: list[Any]) -> None:
             process.join(timeout=5)
 
 
-def _cpu(nodes: list[Node]) -> dict[str, float]:
-    return {node.name: node.cpu_seconds() for node in nodes}
+def _cpu(nodes: list[ProductNode]) -> dict[str, float]:
+    return {node.name: node.tree.cpu_seconds() if node.alive() else 0.0 for node in nodes}
 
 
 # --- 1. cross-node delivery latency --------------------------------------------------------------
@@ -195,7 +170,7 @@ def run_latency(
     answers = answers or plan.latency_answers
     nodes = [cluster.a, cluster.b]
     chosen = pool[offset : offset + size]
-    starts = [max(0, head - 1) for head in heads(cluster, chosen)]
+    starts = [max(0, head - 1) for head in heads(cluster.b, chosen)]
     specs: list[list[Any]] = [[] for _ in range(LATENCY_WORKERS)]
     for key, ((token, interview_id), start) in enumerate(zip(chosen, starts, strict=True)):
         for side, node in enumerate(nodes):
@@ -252,13 +227,13 @@ def latency_figures(sockets: list[dict[str, Any]]) -> dict[str, Any]:
             other = live_cross.get(seq)
             if other is None:
                 continue
-            gap_all.append(ms(other[2] - frame[2]))
+            gap_all.append(other[2] - frame[2])
             if frame[1] == "feedback.delta":
-                gap_delta.append(ms(other[2] - frame[2]))
+                gap_delta.append(other[2] - frame[2])
             if frame[1] == "answer.accepted" and frame[4] in same["sends"]:
                 sent = same["sends"][frame[4]]
-                same_accept.append(ms(frame[2] - sent))
-                cross_accept.append(ms(other[2] - sent))
+                same_accept.append(frame[2] - sent)
+                cross_accept.append(other[2] - sent)
     missing = 0
     for pair in by_key.values():
         if True in pair and False in pair:
@@ -301,7 +276,7 @@ def run_kill(cluster: Cluster, pool: Pool, plan: Plan) -> dict[str, Any]:
         cluster.restart("a")
     assert cluster.a is not None and cluster.b is not None
     chosen = pool[len(pool) - plan.kill_clients :]
-    starts = [max(0, head - 1) for head in heads(cluster, chosen)]
+    starts = [max(0, head - 1) for head in heads(cluster.b, chosen)]
     specs = [
         (k, token, iv, start)
         for k, ((token, iv), start) in enumerate(zip(chosen, starts, strict=True))
@@ -345,7 +320,11 @@ MID_STREAM = ("answer.accepted", "feedback.delta", "feedback.reset")
 
 
 def kill_figures(clients: list[dict[str, Any]], killed_at: float) -> dict[str, Any]:
-    welcome, first_new, first_mid, first_waiting, kill_welcome = [], [], [], [], []
+    welcome: list[float] = []
+    first_new: list[float] = []
+    first_mid: list[float] = []
+    first_waiting: list[float] = []
+    kill_welcome: list[float] = []
     problems: list[dict[str, Any]] = []
     snapshots = 0
     for c in clients:
@@ -370,10 +349,10 @@ def kill_figures(clients: list[dict[str, Any]], killed_at: float) -> dict[str, A
             )
         if c.get("disconnect") is None or c.get("welcome") is None:
             continue
-        welcome.append(ms(c["welcome"] - c["disconnect"]))
-        kill_welcome.append(ms(c["welcome"] - killed_at))
+        welcome.append(c["welcome"] - c["disconnect"])
+        kill_welcome.append(c["welcome"] - killed_at)
         if c.get("first_new") is not None:
-            value = ms(c["first_new"] - c["disconnect"])
+            value = c["first_new"] - c["disconnect"]
             first_new.append(value)
             (first_mid if c.get("at_kill") in MID_STREAM else first_waiting).append(value)
     retried = [c for c in clients if (c.get("attempts") or 1) > 1 or c["join_retries"]]
@@ -387,7 +366,7 @@ def kill_figures(clients: list[dict[str, Any]], killed_at: float) -> dict[str, A
         "resumed": len(welcome),
         "clients_that_retried": len(retried),
         "retry_reasons": reasons,
-        "refused_after_sec": summary(refused_after),
+        "refused_after_ms": summary(refused_after),
         "disconnect_to_welcome_ms": summary(welcome),
         "kill_to_welcome_ms": summary(kill_welcome),
         "disconnect_to_first_new_ms": summary(first_new),
@@ -402,21 +381,10 @@ def kill_figures(clients: list[dict[str, Any]], killed_at: float) -> dict[str, A
 # --- 3. reconnect storm -------------------------------------------------------------------------
 
 
-def heads(cluster: Cluster, pool: Pool) -> list[int]:
-    redis = Redis.from_url(cluster.redis.url)
-    try:
-        pipe = redis.pipeline(transaction=False)
-        for _, interview_id in pool:
-            pipe.hget(f"{cluster.prefix}iv:{{{interview_id}}}:meta", "head")
-        return [int(h or 0) for h in pipe.execute()]
-    finally:
-        redis.close()
-
-
 def run_storm(cluster: Cluster, pool: Pool, plan: Plan, sockets: int) -> dict[str, Any]:
     node = cluster.b
     assert node is not None
-    last = heads(cluster, pool)
+    last = heads(node, pool)
     specs: list[list[tuple[str, str, int]]] = [[] for _ in range(plan.storm_workers)]
     for j in range(sockets):
         token, interview_id = pool[j % len(pool)]
@@ -435,11 +403,11 @@ def run_storm(cluster: Cluster, pool: Pool, plan: Plan, sockets: int) -> dict[st
         process.start()
     try:
         sum(_take(ready, len(processes), 120, processes))
-        rss_before, cpu_before = node.rss_mb(), node.cpu_seconds()
+        rss_before, cpu_before = node.tree.rss_bytes() / 2**20, node.tree.cpu_seconds()
         go_at.value = time.monotonic() + 1.0
         welcomed_count = sum(_take(ready, len(processes), budget, processes))
-        cpu = node.cpu_seconds() - cpu_before
-        rss_after = node.rss_mb()
+        cpu = node.tree.cpu_seconds() - cpu_before
+        rss_after = node.tree.rss_bytes() / 2**20
         release.set()
         outs = _take(results, len(processes), 60, processes)
     finally:
@@ -458,8 +426,8 @@ def run_storm(cluster: Cluster, pool: Pool, plan: Plan, sockets: int) -> dict[st
         "welcomed": welcomed_count,
         "all_welcomed": len(welcomed) == sockets,
         "last_welcome_sec": round(max(welcomed), 3) if welcomed else None,
-        "welcome_ms": summary([ms(w) for w in welcomed]),
-        "connected_ms": summary([ms(o) for o in opened]),
+        "welcome_ms": summary(welcomed),
+        "connected_ms": summary(opened),
         "failures": failures,
         "still_open_at_end": sum(out["open_at_end"] for out in outs),
         "node_cpu_sec": round(cpu, 2),
@@ -467,13 +435,13 @@ def run_storm(cluster: Cluster, pool: Pool, plan: Plan, sockets: int) -> dict[st
     }
 
 
-def settle(node: Node, timeout: float = 30.0) -> None:
+def settle(node: ProductNode, timeout: float = 30.0) -> None:
     """Wait until the node is idle again (closed sockets unsubscribed)."""
     deadline = time.monotonic() + timeout
-    last = node.cpu_seconds()
+    last = node.tree.cpu_seconds()
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = node.cpu_seconds()
+        now = node.tree.cpu_seconds()
         if now - last < 0.05:
             return
         last = now
@@ -487,25 +455,23 @@ def run_commands(cluster: Cluster, pool: Pool, plan: Plan) -> dict[str, Any]:
     monitor_file = cluster.tmp / "monitor.txt"
     offset = min(plan.latency_interviews, len(pool) - plan.commands_interviews)
     ids = {iv for _, iv in pool[offset : offset + plan.commands_interviews]}
-    with monitor_file.open("wb") as sink:
-        monitor = subprocess.Popen(
-            ["redis-cli", "-h", "127.0.0.1", "-p", str(cluster.redis.port), "monitor"],
-            stdout=sink,
-            stderr=subprocess.DEVNULL,
+    args = ["redis-cli", "-h", HOST, "-p", str(cluster.redis.port), "monitor"]
+    monitor = Process("redis-cli monitor", args, env=inherited_env(), log=monitor_file)
+    with cluster.redis.client() as redis, monitor:
+        monitor.launch()
+
+        def monitoring() -> bool:
+            return any("O" in str(c.get("flags", "")) for c in redis.client_list())
+
+        wait_until(monitoring, 10, "MONITOR attached", check=monitor.check)
+        redis.config_resetstat()
+        started = time.monotonic()
+        latency = run_latency(
+            cluster, pool, plan, plan.commands_answers, plan.commands_interviews, offset
         )
-        try:
-            time.sleep(0.5)
-            cluster.redis.cli("config", "resetstat")
-            started = time.monotonic()
-            latency = run_latency(
-                cluster, pool, plan, plan.commands_answers, plan.commands_interviews, offset
-            )
-            elapsed = time.monotonic() - started
-            stats = cluster.redis.info("stats")
-            commandstats = cluster.redis.info("commandstats")
-        finally:
-            monitor.terminate()
-            monitor.wait(timeout=10)
+        elapsed = time.monotonic() - started
+        stats = redis.info("stats")
+        commandstats = redis.info("commandstats")
     text = monitor_file.read_text(errors="replace")
     counted = count_commands(text, cluster.prefix, ids, *latency["wall"])
     counted["per_socket_hello_and_close_round_trips"] = round(
@@ -515,193 +481,12 @@ def run_commands(cluster: Cluster, pool: Pool, plan: Plan) -> dict[str, Any]:
     counted["events_seen_by_clients"] = latency["events"]
     counted["total_commands_processed"] = int(stats.get("total_commands_processed", 0))
     counted["commandstats"] = {
-        k.removeprefix("cmdstat_"): int(v.split(",")[0].split("=")[1])
-        for k, v in commandstats.items()
+        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in commandstats.items()
     }
     return counted
 
 
 # --- the run -----------------------------------------------------------------------------------
-
-
-def build_pool(cluster: Cluster, plan: Plan) -> Pool:
-    assert cluster.a is not None and cluster.b is not None
-    create_users(cluster.mongo.url, cluster.db_name, plan.users)
-    from pymongo import MongoClient
-
-    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongo.url)
-    try:
-        ids = [str(d["_id"]) for d in client[cluster.db_name]["users"].find({}, {"_id": 1})]
-    finally:
-        client.close()
-    # Tokens as the login endpoint issues them (same settings as the nodes); logging in hundreds
-    # of users through bcrypt and the database would only lengthen the setup.
-    tokens_service = TokenService(Settings(access_token_ttl_sec=7200))
-    tokens = [tokens_service.issue(user_id, "user") for user_id in ids]
-    addresses = [cluster.a.address, cluster.b.address]
-    pool = asyncio.run(start_interviews(addresses, tokens, plan.pool))
-    random.Random(7).shuffle(pool)
-    return pool
-
-
-def reps_median(reps: list[dict[str, Any]], *path: str) -> float | None:
-    values = []
-    for rep in reps:
-        value: Any = rep
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        values.append(value if isinstance(value, int | float) else None)
-    return median(values)
-
-
-def _pair(reps: list[dict[str, Any]], name: str, unit: str = "ms") -> str:
-    p50, p99 = reps_median(reps, name, "p50"), reps_median(reps, name, "p99")
-    return f"{_fmt(p50, unit)} / {_fmt(p99, unit)}"
-
-
-def _fmt(value: float | None, unit: str = "ms") -> str:
-    return "n/a" if value is None else f"{value:.1f} {unit}"
-
-
-def table(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The printed rows: measure, figure (median over repetitions), target."""
-    rows: list[tuple[str, str, str]] = []
-    for label, reps in (("light", results["latency_light"]), ("loaded", results["latency"])):
-        if not reps:
-            continue
-        size = reps[0]["interviews"]
-        same99 = reps_median(reps, "same_node_accept_ms", "p99")
-        limit = _fmt(same99 + 5 if same99 is not None else None)
-        rows += [
-            (
-                f"1. {label} ({size} interviews): same-node answer->accepted p50/p99",
-                _pair(reps, "same_node_accept_ms"),
-                "(reference)",
-            ),
-            (
-                f"1. {label}: cross-node answer->accepted p50/p99",
-                _pair(reps, "cross_node_accept_ms"),
-                f"p99 <= same p99 + 5 ms = {limit}",
-            ),
-            (
-                f"1. {label}: per event, cross arrival - same arrival p50/p99",
-                _pair(reps, "cross_minus_same_ms"),
-                "p99 <= 5 ms",
-            ),
-        ]
-    for got in results["latency_product_pool"]:
-        rows.append(
-            (
-                f"1. {got['interviews']} answers in ~1 s, product Redis pool: scored in 45 s",
-                f"{got['answers_scored']} of {got['answers_sent']}",
-                "all",
-            )
-        )
-    kill = results["kill"]
-    if kill:
-        rows += [
-            (
-                "2. resume after kill -9: disconnect->welcome p50/p99",
-                _pair(kill, "disconnect_to_welcome_ms"),
-                "p99 <= 1000 ms",
-            ),
-            (
-                "2. disconnect->first new event p50/p99 (answer not yet acknowledged)",
-                _pair(kill, "first_new_awaiting_ms"),
-                "",
-            ),
-            (
-                "2. disconnect->first new event p50/p99 (mid evaluation)",
-                _pair(kill, "first_new_mid_stream_ms"),
-                f"(waits for the {LEASE_TTL_SEC} s lease)",
-            ),
-            (
-                "2. clients with seq gaps / duplicates / unfinished",
-                f"{sum(k['clients_with_problems'] for k in kill)} of "
-                f"{sum(k['clients'] for k in kill)}",
-                "0",
-            ),
-        ]
-    for got in results["storm_product_pool"]:
-        rows += [
-            (
-                f"3. storm of {got['sockets']} sockets, product Redis pool: welcomed",
-                f"{got['welcomed']}, last after {_fmt(got['last_welcome_sec'], 's')}",
-                f"all {got['sockets']} within 10 s",
-            ),
-        ]
-    for got in results["storm"]:
-        rows += [
-            (
-                f"3. storm of {got['sockets']} sockets ({STORM_POOL}): welcomed, last after",
-                f"{got['welcomed']}, {_fmt(got['last_welcome_sec'], 's')}",
-                f"all {got['sockets']} within 10 s",
-            ),
-            ("3.   welcome latency p50/p99", _pair([got], "welcome_ms"), ""),
-        ]
-    cmd = results["commands"]
-    if cmd:
-        rows += [
-            (
-                "4. Redis round trips per engine message (with timers)",
-                f"{cmd['round_trips_per_message']} ({cmd['with_background_per_message']})",
-                "<= 2",
-            ),
-            (
-                "4. round trips per feedback.delta / per answer",
-                f"{cmd['per_delta']['round_trips']} / {cmd['per_answer']['round_trips']}",
-                "",
-            ),
-            (
-                "4. Redis commands incl. Lua per message / delta / answer",
-                f"{cmd['commands_per_message']} / {cmd['per_delta']['commands']} / "
-                f"{cmd['per_answer']['commands']}",
-                "",
-            ),
-        ]
-    for name, errors in results["failed_phases"].items():
-        rows.append((f"(failed: {name})", errors[0][:60], ""))
-    return rows
-
-
-def print_report(results: dict[str, Any]) -> None:
-    m = results["machine"]
-    print(
-        f"machine: {m['cores']} cores, {m['cpu']}, Python {m['python']}, Redis {m['redis']}, "
-        f"{m['memory_gb']} GB, load average at start {results['load_average']}"
-    )
-    plan = results["plan"]
-    print(
-        f"plan {plan['name']}: {plan['reps']} repetition(s); latency {plan['latency_interviews']} "
-        f"interviews; kill {plan['kill_clients']} clients; storm {plan['storm_sockets']} sockets "
-        f"over {min(plan['pool'], plan['storm_sockets'])} interviews; node settings "
-        + " ".join(f"{k}={v}" for k, v in NODE_SETTINGS.items())
-    )
-    code = results["code"]
-    print(f"code: {code['commit'][:12]}" + (" + uncommitted changes" if code["changed"] else ""))
-    rows = table(results)
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    head = ("measure", "figure (median of reps)", "target")
-    width = [max(w, len(h)) for w, h in zip(width, head, strict=True)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, width, strict=True)))
-    print("  ".join("-" * w for w in width))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, width, strict=True)))
-    print(f"raw numbers: {RESULTS.relative_to(ROOT)}")
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and the product files that differed from it (the tree is shared)."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "changed": [p for p in changed if p.startswith(("engine/", "core/", "http_api/"))],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -719,8 +504,6 @@ def main(argv: list[str] | None = None) -> int:
         "plan": asdict(plan),
         "node_settings": NODE_SETTINGS,
         "storm_pool": STORM_POOL,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "code": code_version(),
         "latency_light": [],
         "latency_product_pool": [],
         "latency": [],
@@ -734,15 +517,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Cluster(dict(NODE_SETTINGS), STORM_POOL) as cluster:
             log(f"cluster up in {time.monotonic() - started:.1f} s")
-            pool = build_pool(cluster, plan)
+            results["redis"] = cluster.redis.version()
+            pool = build_pool(cluster, plan.users, plan.pool)
             log(f"{len(pool)} interviews started ({time.monotonic() - started:.1f} s)")
             run_phases(cluster, pool, plan, results)
     finally:
         results["elapsed_sec"] = round(time.monotonic() - started, 1)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        written = write_results(results, RESULTS)
     print_report(results)
-    print(f"elapsed: {results['elapsed_sec']} s")
+    print(f"raw numbers: {written}; elapsed: {results['elapsed_sec']} s")
     return 0
 
 

@@ -17,15 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from load.nodes_support import raise_nofile
+from load.clients import OPEN_TIMEOUT_SEC, answer, hello
+from load.clients import describe as _describe
+from load.clients import open_socket as _connect
+from load.harness import raise_nofile
 
-ANSWER = (
-    "Индекс B-tree ускоряет поиск, транзакции дают атомарность и изоляцию. Пример: BEGIN; COMMIT."
-)
-OPEN_TIMEOUT_SEC = 120.0
 JOIN_CONCURRENCY = 20  # setting up the measured sockets is not what is measured
 
 
@@ -36,40 +35,15 @@ async def open_socket(
     last_seq: int | None = None,
     epoch: str | None = None,
 ) -> ClientConnection:
-    """Connect and say hello (the welcome is the caller's to read)."""
-    ws = await connect(
-        f"ws://{address}/ws/v1/interview",
-        open_timeout=OPEN_TIMEOUT_SEC,
-        ping_interval=None,  # the server pings; client pings would only add load
-        close_timeout=2,
-        proxy=None,
-        max_queue=None,  # the reader is always draining; never push back on the node
-    )
-    hello: dict[str, Any] = {"type": "hello", "token": token, "interviewId": interview_id}
-    if last_seq is not None:
-        hello["lastSeq"] = last_seq
-    if epoch is not None:
-        hello["epoch"] = epoch
-    await ws.send(json.dumps(hello))
+    """Connect and say hello (the welcome is the caller's to read); the reader always drains,
+    so the client never pushes back on the node."""
+    ws = await _connect(f"ws://{address}/ws/v1/interview", max_queue=None)
+    await ws.send(hello(token, interview_id, last_seq, epoch))
     return ws
 
 
 def answer_frame(question_id: str, client_msg_id: str) -> str:
-    return json.dumps(
-        {
-            "type": "answer",
-            "questionId": question_id,
-            "answer": ANSWER,
-            "clientMsgId": client_msg_id,
-        }
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__name__
-    if isinstance(exc, ConnectionClosed):
-        name += f" (close {exc.rcvd.code}: {exc.rcvd.reason})" if exc.rcvd else " (no close frame)"
-    return name
+    return answer(question_id, client_msg_id)
 
 
 async def _wait_flag(flag: Any, deadline: float) -> bool:

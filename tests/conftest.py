@@ -16,10 +16,10 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from core.embedded_mongo import EmbeddedMongo
 from core.settings import Settings
 from http_api.app import create_app
 from http_api.services import AppServices
+from load.harness import MongoServer
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +29,10 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    server = EmbeddedMongo(tmp_path_factory.mktemp("mongo") / "db")
-    server.start()
-    yield server.url
-    server.stop()
+    folder = tmp_path_factory.mktemp("mongo")
+    with MongoServer(folder / "db", folder / "secantusd.log") as server:
+        server.start()
+        yield server.url
 
 
 @pytest.fixture(scope="session")

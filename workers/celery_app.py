@@ -1,25 +1,31 @@
 """Celery: the worker runs named jobs from the shared registry; beat schedules the periodic ones.
 
-    celery -A workers.celery_app:celery_app worker
-    celery -A workers.celery_app:celery_app beat
+celery -A workers.celery_app:celery_app worker
+celery -A workers.celery_app:celery_app beat
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
-from core.billing import build_billing
+from app_services import open_services
+from core.backup import BACKUP_JOB
 from core.billing.jobs import EXPIRE_JOB, REMIND_FAILED_JOB, REMIND_RENEWAL_JOB
-from core.campaigns import RUN_DUE_JOB, build_campaigns, register_campaign_jobs
+from core.campaigns import RUN_DUE_JOB
 from core.celery_queue import RUN_JOB_TASK
-from core.container import Infrastructure
 from core.settings import Settings
 from core.tasks import RetryableJobError, backoff_delay
-from engine.container import ABANDON_JOB, Engine
-from workers.runtime import WorkerRuntime, job_installer
+from engine.container import ABANDON_JOB
+from workers.runtime import WorkerRuntime
 
 MAX_RETRIES = 8
 
@@ -33,16 +39,6 @@ BEAT_JOBS: dict[str, tuple[str, float]] = {
 }
 
 
-@job_installer
-async def _campaign_jobs(infra: Infrastructure, engine: Engine) -> None:
-    register_campaign_jobs(infra.jobs, build_campaigns(infra))
-
-
-@job_installer
-async def _billing_jobs(infra: Infrastructure, engine: Engine) -> None:
-    build_billing(infra)  # registers the billing jobs (renewal set-up runs on workers)
-
-
 def create_celery(settings: Settings) -> Celery:
     """The Celery app object; it opens no connection until a worker or a sender uses it."""
     app = Celery("interview-platform", broker=settings.celery_broker_url or "memory://")
@@ -54,11 +50,18 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
+        task_default_queue=settings.celery_queue,
         beat_schedule={
             key: {"task": RUN_JOB_TASK, "schedule": every, "args": [job, {}]}
             for key, (job, every) in BEAT_JOBS.items()
         },
     )
+    if settings.backup_interval_sec:
+        app.conf.beat_schedule["backup"] = {
+            "task": RUN_JOB_TASK,
+            "schedule": float(settings.backup_interval_sec),
+            "args": [BACKUP_JOB, {}],
+        }
 
     @app.task(name=RUN_JOB_TASK, bind=True, max_retries=MAX_RETRIES, shared=False)  # type: ignore[untyped-decorator]
     def run_job(self: Task, name: str, payload: dict[str, Any]) -> None:
@@ -73,9 +76,26 @@ def create_celery(settings: Settings) -> Celery:
 celery_app = create_celery(Settings())
 
 
+def _check_services(**_: Any) -> None:
+    """Before the worker takes a job: open and close every service once, so that settings that
+    cannot run the product stop the worker at start instead of failing each job later."""
+
+    async def check() -> None:
+        services = await open_services(Settings())
+        await services.close()
+
+    asyncio.run(check())
+
+
+def _open_runtime(**_: Any) -> None:
+    WorkerRuntime.get()
+
+
 def _close_runtime(**_: Any) -> None:
     WorkerRuntime.shutdown()
 
 
+worker_init.connect(_check_services)
+worker_process_init.connect(_open_runtime)
 worker_process_shutdown.connect(_close_runtime)
 worker_shutdown.connect(_close_runtime)

@@ -9,28 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
-from core.container import Infrastructure, open_infrastructure
+from app_services import AppServices, open_services
 from core.settings import Settings
-from engine.container import Engine, build_engine
 
 log = logging.getLogger(__name__)
-
-# Feature modules add their jobs here: (infra, engine) -> None, registering on infra.jobs.
-JobInstaller = Callable[[Infrastructure, Engine], Coroutine[Any, Any, None]]
-_installers: list[JobInstaller] = []
-
-
-def job_installer(fn: JobInstaller) -> JobInstaller:
-    _installers.append(fn)
-    return fn
-
-
-async def install_jobs(infra: Infrastructure, engine: Engine) -> None:
-    for install in _installers:
-        await install(infra, engine)
 
 
 class WorkerRuntime:
@@ -44,15 +28,12 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="jobs-loop", daemon=True)
         self._thread.start()
-        self.infra: Infrastructure | None = None
-        self.engine: Engine | None = None
+        self.services: AppServices | None = None
         asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(timeout=120)
 
     async def _open(self) -> None:
-        self.infra = await open_infrastructure(self.settings)
-        self.engine = build_engine(self.infra)
-        await install_jobs(self.infra, self.engine)
-        log.info("worker runtime ready", extra={"jobs": self.infra.jobs.names()})
+        self.services = await open_services(self.settings)
+        log.info("worker runtime ready", extra={"jobs": self.services.infra.jobs.names()})
 
     @classmethod
     def get(cls, settings_factory: Callable[[], Settings] = Settings) -> WorkerRuntime:
@@ -61,12 +42,12 @@ class WorkerRuntime:
                 cls._instance = cls(settings_factory())
             return cls._instance
 
-    def run(self, name: str, payload: dict[str, Any], timeout: float = 600.0) -> None:
-        assert self.infra is not None
-        job = self.infra.jobs.get(name)
+    def run(self, name: str, payload: dict[str, object], timeout: float = 600.0) -> None:
+        assert self.services is not None
+        job = self.services.infra.jobs.get(name)
 
         async def run() -> None:
-            await job(payload)
+            await job(dict(payload))
 
         asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=timeout)
 
@@ -76,13 +57,8 @@ class WorkerRuntime:
             runtime, cls._instance = cls._instance, None
         if runtime is None:
             return
-
-        async def close() -> None:
-            if runtime.engine is not None:
-                await runtime.engine.close()
-            if runtime.infra is not None:
-                await runtime.infra.close()
-
-        asyncio.run_coroutine_threadsafe(close(), runtime.loop).result(timeout=60)
+        if runtime.services is not None:
+            services = runtime.services
+            asyncio.run_coroutine_threadsafe(services.close(), runtime.loop).result(timeout=60)
         runtime.loop.call_soon_threadsafe(runtime.loop.stop)
         runtime._thread.join(timeout=10)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from core.billing.cloudpayments import CloudPaymentsClient, CloudPaymentsGateway
 from core.billing.crypto import ReferenceCipher, derive_key
-from core.billing.gateway import PaymentGateway
+from core.billing.gateway import PaymentGateway, PaymentsOff
 from core.billing.jobs import periodic_jobs, register_billing_jobs
 from core.billing.sandbox import SandboxGateway
 from core.billing.service import BillingService
 from core.container import Infrastructure
-from core.settings import ConfigurationError, Settings
+from core.settings import Settings
 
 __all__ = ["BillingService", "build_billing", "periodic_jobs", "register_billing_jobs"]
 
@@ -24,6 +24,7 @@ def webhook_secret(settings: Settings) -> bytes:
 
 
 def build_gateway(settings: Settings) -> PaymentGateway:
+    """CloudPayments when configured; else the sandbox, which production never uses."""
     if settings.cloudpayments_enabled:
         assert settings.cloudpayments_api_secret is not None
         return CloudPaymentsGateway(
@@ -34,10 +35,8 @@ def build_gateway(settings: Settings) -> PaymentGateway:
             )
         )
     if settings.is_production:
-        raise ConfigurationError(
-            "CLOUDPAYMENTS_PUBLIC_ID and CLOUDPAYMENTS_API_SECRET must be set in production "
-            "(the sandbox checkout accepts payments without money)"
-        )
+        # The sandbox accepts payments without money: production runs with payments off.
+        return PaymentsOff()
     return SandboxGateway(settings.public_base_url)
 
 

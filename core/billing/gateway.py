@@ -70,3 +70,25 @@ class PaymentGateway(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class PaymentsOff:
+    """The gateway of a production run without CloudPayments credentials: nothing is charged.
+
+    Billing checks for it before calling (`BillingService.payments_enabled`); a call that still
+    arrives (a renewal job) is refused as a non-retryable provider error.
+    """
+
+    name = "off"
+
+    async def create_order(self, order: OrderRequest) -> CreatedOrder:
+        raise GatewayError("payments are off on this deployment", retryable=False)
+
+    async def create_subscription(self, request: SubscriptionRequest) -> str:
+        raise GatewayError("payments are off on this deployment", retryable=False)
+
+    async def cancel_subscription(self, subscription_id: str, request_id: str) -> None:
+        raise GatewayError("payments are off on this deployment", retryable=False)
+
+    async def close(self) -> None:
+        return None

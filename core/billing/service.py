@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.billing.crypto import ReferenceCipher
-from core.billing.gateway import GatewayError, OrderRequest, PaymentGateway
+from core.billing.gateway import GatewayError, OrderRequest, PaymentGateway, PaymentsOff
 from core.billing.ledger import Ledger
 from core.billing.mails import BillingMails
 from core.billing.processing import ORDER_CREATED, NotificationProcessor
@@ -29,6 +29,13 @@ from core.tasks import TaskQueue, periodic
 log = logging.getLogger(__name__)
 
 ORDER_TTL = timedelta(hours=24)
+
+
+class PaymentsUnavailable(AppError):
+    """Subscriptions are off on this deployment (production without CloudPayments)."""
+
+    status = 503
+    code = "payments_unavailable"
 
 
 def month_start(now: datetime) -> datetime:
@@ -81,6 +88,13 @@ class BillingService:
         self.processor = NotificationProcessor(
             settings, db, self.ledger, self.renewals, self.mails, webhook_secret, self.now
         )
+        self.payments_enabled = not isinstance(gateway, PaymentsOff)
+        if not self.payments_enabled:
+            log.warning(
+                "payments are off: CLOUDPAYMENTS_PUBLIC_ID and CLOUDPAYMENTS_API_SECRET are not "
+                "set (the sandbox checkout is not for production); buying a plan answers 503 "
+                "payments_unavailable"
+            )
         self.sandbox: SandboxCheckout | None = None
         if isinstance(gateway, SandboxGateway):
             self.sandbox = SandboxCheckout(
@@ -173,11 +187,17 @@ class BillingService:
 
     # --- orders ----------------------------------------------------------------------------------
 
+    def require_payments(self) -> None:
+        """Refuse anything that would take money while payments are off."""
+        if not self.payments_enabled:
+            raise PaymentsUnavailable("Subscriptions are not available at the moment")
+
     async def find_order(self, order_id: str) -> Doc | None:
         return await self.orders.find_one({"_id": order_id})
 
     async def create_order(self, user_id: str, plan_id: str, auto_renew: bool) -> tuple[str, str]:
         """An order for `plan_id` and the page where it is paid: (orderId, paymentUrl)."""
+        self.require_payments()
         plan = self.settings.plans.get(plan_id)
         if plan is None:
             raise NotFound(f"No plan {plan_id!r}", code="unknown_plan")
@@ -250,6 +270,7 @@ class BillingService:
         self, kind: Kind | None, body: bytes, headers: Mapping[str, str], content_type: str
     ) -> Code:
         """The webhook: raw body and headers in, the code CloudPayments expects out."""
+        self.require_payments()
         return await self.processor.handle(kind, body, headers, content_type)
 
     # --- background loops for runs without Celery beat --------------------------------------------

@@ -35,10 +35,6 @@ def _subjects() -> dict[str, dict[str, str]]:
     return data
 
 
-def template_names() -> list[str]:
-    return sorted(_subjects())
-
-
 def render(template: str, language: str, to_email: str, context: dict[str, Any]) -> MailMessage:
     """Render `template` in `language`; unknown variables are an error, not blank text."""
     lang = language if language in LANGUAGES else "ru"

@@ -5,15 +5,23 @@ Embedded: `engine.bus.memory` (one process). Across nodes: `engine.bus.redis`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-Event = dict[str, Any]
+from protocol.v1.messages import Event
 
 
 class BusUnavailable(Exception):
     """The shared bus cannot be reached right now; the caller tells the client to retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """One event of an interview's history: its number and its wire text, serialized once."""
+
+    seq: int
+    frame: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,17 +30,17 @@ class Replay:
 
     epoch: str
     head: int
-    events: list[Event]
+    events: list[Stamped]
     complete: bool
 
 
 class Subscription(Protocol):
-    def __aiter__(self) -> AsyncIterator[Event]: ...
+    def __aiter__(self) -> AsyncIterator[Stamped]: ...
     async def close(self) -> None: ...
 
 
 class SessionBus(Protocol):
-    async def append(self, interview_id: str, events: list[Event]) -> list[Event]:
+    async def append(self, interview_id: str, events: Sequence[Event]) -> list[Stamped]:
         """Give each event the next `seq`, store it in the interview's history, fan it out."""
         ...
 

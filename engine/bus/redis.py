@@ -2,12 +2,15 @@
 
 Keys, all under the prefix (`{id}` is a hash tag: one interview's keys share a cluster slot):
   iv:{id}:meta    hash: `head` (the last seq given) and `epoch` (names this history); kept in one
-                  key so a lost counter always comes with a new epoch
-  iv:{id}:stream  the history: entry id `<seq>-0`, the event JSON in field `e`
+                  key so a lost counter always comes with a new epoch; `batch`/`first` name the
+                  last append, so that a command retried after a lost reply does not append twice
+  iv:{id}:stream  the history: entry id `<seq>-0`, the event's wire text in field `e`
   iv:{id}:state   hash: `v` (the state's version) and `s` (the state JSON)
   deadlines       sorted set of interview ids scored by their deadline (epoch seconds)
   lease:<key>     the lease's owner, expiring with the lease
-Channel `iv:{id}:events` carries each appended batch as the JSON `[first_seq, epoch, event...]`.
+Channel `iv:{id}:events` carries each appended batch as lines: the first seq, the epoch, then
+one event's wire text per line (JSON text never holds a raw newline), so that subscribers hand the
+frames on without parsing them.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -29,7 +33,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.bus.base import BusUnavailable, Event, Replay
+from engine.bus.base import BusUnavailable, Replay, Stamped
+from protocol.v1.messages import Event
+from protocol.v1.wire import encode, number
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +46,13 @@ BACKOFF_FIRST_SEC = 0.1
 BACKOFF_MAX_SEC = 5.0
 
 # One round trip per append. A fresh counter with entries still in the stream means the counter
-# was lost: those entries are another history, so they go and the epoch changes.
+# was lost: those entries are another history, so they go and the epoch changes. Each event comes
+# as its wire text with `"seq":0` (protocol.v1.wire): the script writes the number in.
 _APPEND = """
-local n = #ARGV - 4
+if redis.call('HGET', KEYS[1], 'batch') == ARGV[5] then
+  return tonumber(redis.call('HGET', KEYS[1], 'first'))
+end
+local n = #ARGV - 5
 local head = redis.call('HINCRBY', KEYS[1], 'head', n)
 local first = head - n + 1
 if first == 1 then
@@ -51,14 +61,19 @@ elseif redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[4])
 end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])
+redis.call('HSET', KEYS[1], 'batch', ARGV[5], 'first', first)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local lines = {first, epoch}
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], (first + i - 1) .. '-0', 'e', ARGV[4 + i])
+  local body = ARGV[5 + i]
+  local at = string.find(body, '"seq":0', 1, true)
+  local frame = string.sub(body, 1, at + 5) .. (first + i - 1) .. string.sub(body, at + 7)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], (first + i - 1) .. '-0', 'e', frame)
+  lines[i + 2] = frame
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local batch = table.concat(ARGV, ',', 5)
-redis.call('PUBLISH', ARGV[1], '[' .. first .. ',"' .. epoch .. '",' .. batch .. ']')
+redis.call('PUBLISH', ARGV[1], table.concat(lines, '\\n'))
 return first
 """
 
@@ -144,9 +159,9 @@ class RedisSubscription:
     def __init__(self, bus: RedisBus, channel: str) -> None:
         self._bus = bus
         self.channel = channel
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Stamped | None] = asyncio.Queue()
 
-    async def __aiter__(self) -> AsyncIterator[Event]:
+    async def __aiter__(self) -> AsyncIterator[Stamped]:
         while True:
             item = await self.queue.get()
             if item is None:
@@ -208,21 +223,26 @@ class RedisBus:
     def _key(self, interview_id: str, part: str) -> str:
         return _interview_key(self._prefix, interview_id, part)
 
-    async def append(self, interview_id: str, events: list[Event]) -> list[Event]:
+    async def append(self, interview_id: str, events: Sequence[Event]) -> list[Stamped]:
         """Give each event the next `seq`, store it in the interview's history, fan it out."""
         if not events:
             return []
+        bodies = [encode(event) for event in events]
         args: list[str | int] = [
             self._key(interview_id, "events"),
             self._history_limit,
             self._ttl,
             _new_epoch(),
-            *(_dumps(event) for event in events),
+            uuid.uuid4().hex,
+            *bodies,
         ]
         keys = [self._key(interview_id, "meta"), self._key(interview_id, "stream")]
         with _reachable():
             first = int(await self._append(keys=keys, args=args))
-        return [{**event, "seq": first + offset} for offset, event in enumerate(events)]
+        return [
+            Stamped(first + offset, number(body, first + offset))
+            for offset, body in enumerate(bodies)
+        ]
 
     async def replay(self, interview_id: str, after_seq: int) -> Replay:
         """The history after `after_seq`, in order, with the epoch and head read atomically."""
@@ -237,12 +257,12 @@ class RedisBus:
             with _reachable():
                 _, _, (epoch, raw_head), entries = await pipe.execute()
         head = int(raw_head or 0)
-        events: list[Event] = []
+        events: list[Stamped] = []
         for entry_id, fields in entries:
             seq = int(_text(entry_id).partition("-")[0])
             if seq <= head:  # entries above the head are left over from a lost counter
-                events.append({**json.loads(fields[b"e" if b"e" in fields else "e"]), "seq": seq})
-        continuous = after_seq == head or (bool(events) and events[0]["seq"] == after_seq + 1)
+                events.append(Stamped(seq, _text(fields[b"e" if b"e" in fields else "e"])))
+        continuous = after_seq == head or (bool(events) and events[0].seq == after_seq + 1)
         return Replay(_text(epoch), head, events, after_seq <= head and continuous)
 
     async def subscribe(self, interview_id: str) -> RedisSubscription:
@@ -449,7 +469,8 @@ class RedisBus:
             if channel is None:
                 return
             try:
-                first, epoch, *events = json.loads(message["data"])
+                head, epoch, *frames = _text(message["data"]).split("\n")
+                first = int(head)
             except (ValueError, TypeError):
                 log.warning("malformed session bus message", extra={"channel": name})
                 return
@@ -460,14 +481,14 @@ class RedisBus:
                 log.info("history epoch changed; ending subscriptions", extra={"channel": name})
                 self._end(name)
                 return
-            for offset, event in enumerate(events):
-                self._deliver(channel, {**event, "seq": first + offset})
+            for offset, frame in enumerate(frames):
+                self._deliver(channel, Stamped(first + offset, frame))
 
     @staticmethod
-    def _deliver(channel: _Channel, event: Event) -> None:
-        if event["seq"] <= channel.cursor:
+    def _deliver(channel: _Channel, event: Stamped) -> None:
+        if event.seq <= channel.cursor:
             return  # already handed out by a catch-up
-        channel.cursor = event["seq"]
+        channel.cursor = event.seq
         for sub in channel.subs:
             sub.queue.put_nowait(event)
 
@@ -495,12 +516,17 @@ class RedisLiveStore:
     async def load(self, interview_id: str) -> dict[str, Any] | None:
         with _reachable():
             raw = await self._redis.hget(self._state_key(interview_id), "s")
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def save(self, interview_id: str, state: dict[str, Any], expected_version: int) -> bool:
         """Compare-and-set on `version`: False when someone else saved first."""
         version = _dumps(state.get("version"))
-        args: list[str | int] = [_dumps(expected_version), version, _dumps(state), self._ttl]
+        args: list[str | bytes | int] = [
+            _dumps(expected_version),
+            version,
+            orjson.dumps(state),
+            self._ttl,
+        ]
         with _reachable():
             return bool(await self._save(keys=[self._state_key(interview_id)], args=args))
 

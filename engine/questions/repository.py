@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 
 CACHE_KEY = "questions:v1:"
 META_ID = "question_bank"
+# Each node also keeps the parsed bank of a level for this long: an answer's evaluation reads its
+# question without a round trip or a parse. A change by staff is seen at once on the node that
+# made it and within this time on the others.
+LOCAL_TTL_SEC = 30.0
 
 
 def _cacheable(doc: Doc) -> dict[str, Any]:
@@ -39,6 +44,7 @@ class QuestionRepository:
         self._meta = db["meta"]
         self._cache = cache
         self._ttl = ttl_sec
+        self._local: dict[str, tuple[float, list[dict[str, Any]], dict[str, dict[str, Any]]]] = {}
 
     async def seed(self, questions: tuple[BankQuestion, ...] | None = None) -> int:
         """Upsert the shipped bank by slug; a question staff have edited keeps their edits."""
@@ -87,28 +93,51 @@ class QuestionRepository:
         log.info("question bank seeded", extra={"questions": count})
         return True
 
+    async def seed_if_empty(self) -> bool:
+        """Seed an empty bank (a production database's first start); never touch a full one.
+
+        Several nodes may start at once: the seed upserts by slug, so they agree.
+        """
+        if await self._questions.find_one({}, projection={"_id": 1}) is not None:
+            return False
+        count = await self.seed()
+        log.info("empty question bank seeded", extra={"questions": count})
+        return True
+
     async def invalidate(self) -> None:
+        self._local.clear()
         await self._cache.delete(*(CACHE_KEY + level for level in LEVELS))
 
-    async def active_for_level(self, level: str) -> list[dict[str, Any]]:
-        """Active technical questions of a level, from the cache when it has them."""
+    async def _level(self, level: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The level's active questions and the same by id; shared, so callers never change them."""
+        now = time.monotonic()
+        local = self._local.get(level)
+        if local is not None and local[0] > now:
+            return local[1], local[2]
         key = CACHE_KEY + level
         cached = await self._cache.get(key)
         if cached is not None:
-            data: list[dict[str, Any]] = json.loads(cached)
-            return data
-        docs = [
-            _cacheable(d)
-            async for d in self._questions.find(
-                {"type": "technical", "level": level, "isActive": True}
-            )
-        ]
-        await self._cache.set(key, json.dumps(docs, ensure_ascii=False).encode(), self._ttl)
-        return docs
+            docs: list[dict[str, Any]] = json.loads(cached)
+        else:
+            docs = [
+                _cacheable(d)
+                async for d in self._questions.find(
+                    {"type": "technical", "level": level, "isActive": True}
+                )
+            ]
+            await self._cache.set(key, json.dumps(docs, ensure_ascii=False).encode(), self._ttl)
+        by_id = {q["id"]: q for q in docs}
+        self._local[level] = (now + LOCAL_TTL_SEC, docs, by_id)
+        return docs, by_id
+
+    async def active_for_level(self, level: str) -> list[dict[str, Any]]:
+        """Active technical questions of a level, from the caches when they have them."""
+        return (await self._level(level))[0]
 
     async def by_ids(self, level: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Questions by id (inactive ones included: a running interview keeps its questions)."""
-        found = {q["id"]: q for q in await self.active_for_level(level) if q["id"] in ids}
+        active = (await self._level(level))[1]
+        found = {i: active[i] for i in ids if i in active}
         missing = [i for i in ids if i not in found]
         if missing:
             oids = [o for o in (parse_object_id(i) for i in missing) if o is not None]

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
-from starlette.requests import Request
+from fastapi import Path, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.campaigns import CampaignService, MarketingTemplate, Segment
 from core.db import Doc
 from core.errors import AppError, Forbidden
-from http_api.framework import Ctx, QueryModel, RequestModel, ResponseModel, Router
+from http_api.deps import Admin, Campaigns, get_campaigns
+from http_api.routing import area_router, errors, raw_body, read_json, schema_ref
+from http_api.schemas import PageQuery, QueryModel, RequestModel, ResponseModel
 
-router = Router()
-TAGS = ["admin: campaigns"]
+router = area_router("admin: campaigns")
+mail_router = area_router("mail")
 MAX_EVENTS_PER_CALL = 5000
+CampaignId = Annotated[str, Path(alias="campaignId", description="A campaign id")]
 
 
 class CampaignRequest(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Come back in June",
+                    "template": "comeback",
+                    "segment": "inactive_7d",
+                    "sendAt": "2026-06-01T09:00:00+03:00",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": r"\S"})
     template: MarketingTemplate
     segment: Segment
     # JSON has no datetime type: an ISO 8601 string with its offset is the one accepted form.
@@ -43,10 +58,10 @@ class CampaignSummary(ResponseModel):
 class CampaignView(ResponseModel):
     id: str
     name: str
-    template: str
-    segment: str
+    template: MarketingTemplate
+    segment: Segment
     sendAt: datetime
-    status: str = Field(description="scheduled, sending, sent or cancelled")
+    status: Literal["scheduled", "sending", "sent", "cancelled"]
     createdAt: datetime
     startedAt: datetime | None
     finishedAt: datetime | None
@@ -64,27 +79,48 @@ class CampaignList(ResponseModel):
     total: int
 
 
-class PageQuery(QueryModel):
-    page: int = Field(default=1, ge=1, le=10_000)
-    pageSize: int = Field(default=20, ge=1, le=100)
-
-
 class WebhookInfo(ResponseModel):
     url: str = Field(description="Give this URL to SendPulse (API settings -> webhooks)")
 
 
 class EventsQuery(QueryModel):
-    token: str = Field(default="", max_length=200)
+    token: str = Field(
+        default="", max_length=200, description="The secret from `GET /admin/mail/webhook`"
+    )
 
 
 class EventsResponse(ResponseModel):
     success: bool
-    stored: int
+    stored: int = Field(description="Events not seen before")
 
 
-def _service(request: Request) -> CampaignService:
-    service: CampaignService = request.app.state.campaigns
-    return service
+class MailEvent(BaseModel):
+    """One SendPulse event; other fields are kept out, events without event or email skipped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str = Field(description="delivered, open, redirect, hard_bounce, unsubscribe, ...")
+    email: str | None = None
+    recipient: str | None = Field(default=None, description="Read when `email` is absent")
+    message_id: str | None = None
+    campaignId: str | None = None
+    campaign_id: str | None = None
+    tag: str | None = None
+    timestamp: int | str | None = None
+    link_url: str | None = None
+
+
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (MailEvent,)
+EVENTS_BODY = raw_body(
+    {
+        "anyOf": [
+            {"type": "array", "items": schema_ref(MailEvent), "maxItems": MAX_EVENTS_PER_CALL},
+            schema_ref(MailEvent),
+        ]
+    },
+    f"One event or an array of at most {MAX_EVENTS_PER_CALL}; items that are not events are "
+    "skipped, an event already stored is not stored again.",
+)
 
 
 async def campaign_view(service: CampaignService, doc: Doc) -> CampaignView:
@@ -102,112 +138,98 @@ async def campaign_view(service: CampaignService, doc: Doc) -> CampaignView:
     )
 
 
-@router.add(
-    "POST",
+@router.post(
     "/admin/campaigns",
     summary="Schedule a campaign: a marketing template, a segment and a time",
-    tags=TAGS,
-    body=CampaignRequest,
-    response=CampaignResponse,
-    status=201,
-    auth="admin",
-    errors=[413],
+    status_code=201,
+    responses=errors(413),
 )
-async def create_campaign(ctx: Ctx[CampaignRequest, Any]) -> CampaignResponse:
-    service = _service(ctx.request)
-    b = ctx.body
-    doc = await service.create(
-        name=b.name, template=b.template, segment=b.segment, send_at=b.sendAt, admin_id=ctx.user_id
+async def create_campaign(
+    body: CampaignRequest, admin: Admin, campaigns: Campaigns
+) -> CampaignResponse:
+    """Each consenting user of the segment gets the template once, from `sendAt` on."""
+    doc = await campaigns.create(
+        name=body.name,
+        template=body.template,
+        segment=body.segment,
+        send_at=body.sendAt,
+        admin_id=admin.user_id,
     )
-    return CampaignResponse(campaign=await campaign_view(service, doc))
+    return CampaignResponse(campaign=await campaign_view(campaigns, doc))
 
 
-@router.add(
-    "GET",
+@router.get(
     "/admin/campaigns",
     summary="Campaigns, newest first, each with its delivery summary",
-    tags=TAGS,
-    query=PageQuery,
-    response=CampaignList,
-    auth="admin",
 )
-async def list_campaigns(ctx: Ctx[Any, PageQuery]) -> CampaignList:
-    service = _service(ctx.request)
-    q = ctx.query
-    docs, total = await service.list_campaigns((q.page - 1) * q.pageSize, q.pageSize)
+async def list_campaigns(
+    query: Annotated[PageQuery, Query()], admin: Admin, campaigns: Campaigns
+) -> CampaignList:
+    """One page of campaigns with recipients, sends, deliveries, opens and opt-outs."""
+    docs, total = await campaigns.list_campaigns((query.page - 1) * query.pageSize, query.pageSize)
     return CampaignList(
-        campaigns=[await campaign_view(service, d) for d in docs],
-        page=q.page,
-        pageSize=q.pageSize,
+        campaigns=[await campaign_view(campaigns, d) for d in docs],
+        page=query.page,
+        pageSize=query.pageSize,
         total=total,
     )
 
 
-@router.add(
-    "GET",
+@router.get(
     "/admin/campaigns/{campaignId}",
     summary="One campaign with its delivery summary",
-    tags=TAGS,
-    response=CampaignResponse,
-    auth="admin",
-    errors=[404],
+    responses=errors(404),
 )
-async def get_campaign(ctx: Ctx[Any, Any]) -> CampaignResponse:
-    service = _service(ctx.request)
-    doc = await service.get(ctx.path("campaignId"))
-    return CampaignResponse(campaign=await campaign_view(service, doc))
+async def get_campaign(
+    campaign_id: CampaignId, admin: Admin, campaigns: Campaigns
+) -> CampaignResponse:
+    """The campaign and its delivery figures so far."""
+    doc = await campaigns.get(campaign_id)
+    return CampaignResponse(campaign=await campaign_view(campaigns, doc))
 
 
-@router.add(
-    "POST",
+@router.post(
     "/admin/campaigns/{campaignId}/cancel",
     summary="Cancel a campaign that has not started sending",
-    tags=TAGS,
-    response=CampaignResponse,
-    auth="admin",
-    errors=[404, 409],
+    responses=errors(404, 409),
 )
-async def cancel_campaign(ctx: Ctx[Any, Any]) -> CampaignResponse:
-    service = _service(ctx.request)
-    doc = await service.cancel(ctx.path("campaignId"))
-    return CampaignResponse(campaign=await campaign_view(service, doc))
+async def cancel_campaign(
+    campaign_id: CampaignId, admin: Admin, campaigns: Campaigns
+) -> CampaignResponse:
+    """Only a scheduled campaign can be cancelled (409 once it is sending)."""
+    doc = await campaigns.cancel(campaign_id)
+    return CampaignResponse(campaign=await campaign_view(campaigns, doc))
 
 
-@router.add(
-    "GET",
+@router.get(
     "/admin/mail/webhook",
     summary="The SendPulse event webhook URL, with its secret token",
-    tags=TAGS,
-    response=WebhookInfo,
-    auth="admin",
 )
-async def webhook_info(ctx: Ctx[Any, Any]) -> WebhookInfo:
-    return WebhookInfo(url=_service(ctx.request).events_webhook_url())
+async def webhook_info(admin: Admin, campaigns: Campaigns) -> WebhookInfo:
+    """Give this URL to SendPulse to have delivery, open, click and opt-out events counted."""
+    return WebhookInfo(url=campaigns.events_webhook_url())
 
 
-@router.add(
-    "POST",
+@mail_router.post(
     "/mail/events",
     summary="SendPulse event webhook: a JSON array of events (token in the query)",
-    tags=["mail"],
-    query=EventsQuery,
-    response=EventsResponse,
-    auth="none",
-    errors=[403, 413],
+    responses=errors(400, 403, 413),
+    openapi_extra=EVENTS_BODY,
 )
-async def mail_events(ctx: Ctx[Any, EventsQuery]) -> EventsResponse:
-    service = _service(ctx.request)
+async def mail_events(
+    request: Request, query: Annotated[EventsQuery, Query()], campaigns: Campaigns
+) -> EventsResponse:
+    """Events SendPulse posts about campaign mail; 403 `invalid_webhook_token` without the
+    secret from `GET /admin/mail/webhook`.
+    """
     # SendPulse signs nothing, so the URL's secret is the only proof it is them.
-    if not service.check_webhook_token(ctx.query.token):
+    if not campaigns.check_webhook_token(query.token):
         raise Forbidden("Unknown webhook token", code="invalid_webhook_token")
-    try:
-        data = json.loads(await ctx.request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AppError("The body is not valid JSON", code="malformed_json") from None
+    data = await read_json(request)
     events = data if isinstance(data, list) else [data]
     if len(events) > MAX_EVENTS_PER_CALL:
         raise AppError("Too many events in one call", code="too_many_events")
-    stored = await service.record_events(events)
+    stored = await campaigns.record_events(events)
     return EventsResponse(success=True, stored=stored)
 
 
@@ -238,7 +260,8 @@ async def unsubscribe(request: Request) -> Response:
     user_id = request.query_params.get("u", "")
     signature = request.query_params.get("s", "")
     try:
-        language = await _service(request).unsubscribe(user_id[:64], signature[:128])
+        campaigns = await get_campaigns(request.app.state.services)
+        language = await campaigns.unsubscribe(user_id[:64], signature[:128])
     except AppError as exc:
         if request.method == "POST":
             return JSONResponse(

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-from http_api.framework import Ctx, ResponseModel, Router
+from pydantic import Field
 
-router = Router()
+from http_api.deps import Admin, Services
+from http_api.routing import area_router
+from http_api.schemas import ResponseModel
+
+router = area_router("admin")
 
 
 class MetricsResponse(ResponseModel):
     node: str
-    evaluator: str
-    breaker: str | None
-    tokensToday: int | None
+    evaluator: Literal["local", "openai"]
+    breaker: Literal["closed", "open", "half-open"] | None = Field(
+        description="The OpenAI circuit breaker; null with the local evaluator"
+    )
+    tokensToday: int | None = Field(description="OpenAI tokens spent today (UTC)")
     dailyTokenBudget: int
     openSockets: int
     evaluationsRunning: int
@@ -21,16 +27,9 @@ class MetricsResponse(ResponseModel):
     usersTotal: int
 
 
-@router.add(
-    "GET",
-    "/admin/metrics",
-    summary="Operational figures (this node and totals)",
-    tags=["admin"],
-    auth="admin",
-    response=MetricsResponse,
-)
-async def metrics(ctx: Ctx[Any, Any]) -> MetricsResponse:
-    services = ctx.services
+@router.get("/admin/metrics", summary="Operational figures (this node and totals)")
+async def metrics(admin: Admin, services: Services) -> MetricsResponse:
+    """This node's sockets and evaluations, the model's usage today, and a few totals."""
     service = services.engine.service
     evaluator = service.evaluator
     usage = getattr(evaluator, "usage_today", None)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from fastapi import Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
+from pydantic.fields import FieldInfo
 from starlette.responses import JSONResponse
 
 from core.db import Doc
 from core.errors import AppError
-from engine.questions.admin import QuestionAdmin
-from engine.questions.bank import BankQuestion, KeyPoint, Localized
-from http_api.framework import Ctx, QueryModel, ResponseModel, Router
+from engine.questions.admin import MAX_IMPORT
+from engine.questions.bank import BankQuestion
+from http_api.deps import Admin, Questions
+from http_api.routing import area_router, errors, raw_body, read_json, schema_ref
+from http_api.schemas import Level, QueryModel, ResponseModel
 
-router = Router()
-TAGS = ["admin: questions"]
+router = area_router("admin: questions")
 
-Level = Literal["intern", "junior", "middle"]
 QuestionType = Literal["technical", "hr", "manager"]
+QuestionId = Annotated[str, Path(alias="questionId", description="A question id")]
 
 
 class QuestionCreate(BankQuestion):
@@ -28,22 +30,58 @@ class QuestionCreate(BankQuestion):
     isActive: bool = True
 
 
-class QuestionPatch(BaseModel):
-    """Any bank fields to change; the merged question is validated as a whole."""
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    slug: str | None = None
-    level: str | None = None
-    type: str | None = None
-    tags: list[str] | None = None
-    difficulty: int | None = None
-    text: Localized | None = None
-    exampleAnswer: Localized | None = None
-    keyPoints: list[KeyPoint] | None = None
+
+def _optional(field: FieldInfo) -> tuple[Any, FieldInfo]:
+    # The same type and constraints as in a bank question, but may be left out (never null).
+    info = FieldInfo.merge_field_infos(field, default=None, json_schema_extra=_drop_default)
+    return field.rebuild_annotation(), info
+
+
+# Any fields of a bank question, with the same rules; the merged question is then validated as
+# a whole (a new slug must be free, for one). Built from BankQuestion so the two never drift.
+if TYPE_CHECKING:
+    QuestionPatch = BaseModel
+else:
+    QuestionPatch = create_model(
+        "QuestionPatch",
+        __config__=ConfigDict(
+            extra="forbid",
+            frozen=True,
+            json_schema_extra={
+                "minProperties": 1,
+                "examples": [{"difficulty": 3, "tags": ["python", "concurrency"]}],
+            },
+        ),
+        __doc__="Fields of a bank question to change: at least one, each with the bank's rules.",
+        **{name: _optional(field) for name, field in BankQuestion.model_fields.items()},
+    )
 
 
 class BankFile(RootModel[list[BankQuestion]]):
     """A JSON array of questions in the bank-file format."""
+
+
+class QuestionImport(BaseModel):
+    """The bank file wrapped in an object."""
+
+    questions: list[BankQuestion] = Field(max_length=MAX_IMPORT)
+
+
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (BankQuestion, QuestionImport)
+IMPORT_BODY = raw_body(
+    {
+        "anyOf": [
+            {"type": "array", "items": schema_ref(BankQuestion), "maxItems": MAX_IMPORT},
+            schema_ref(QuestionImport),
+        ]
+    },
+    "A bank file (the export's format), or an object with it under `questions`. Every "
+    "question is validated before anything is written: one invalid question refuses the "
+    "whole import (422 `import_invalid`, with each invalid question's index and errors).",
+)
 
 
 class QuestionQuery(QueryModel):
@@ -60,11 +98,13 @@ class ExportQuery(QueryModel):
     active: bool | None = None
 
 
-class QuestionView(ResponseModel):
+class AdminQuestionView(ResponseModel):
+    """A stored question with its state and who last changed it."""
+
     id: str
     slug: str
-    level: str
-    type: str
+    level: Level
+    type: QuestionType
     tags: list[str]
     difficulty: int
     text: dict[str, str]
@@ -77,11 +117,11 @@ class QuestionView(ResponseModel):
 
 
 class QuestionResponse(ResponseModel):
-    question: QuestionView
+    question: AdminQuestionView
 
 
 class QuestionList(ResponseModel):
-    questions: list[QuestionView]
+    questions: list[AdminQuestionView]
     page: int
     pageSize: int
     total: int
@@ -95,26 +135,21 @@ class ImportResult(ResponseModel):
     unchanged: int
 
 
-class ChangeView(ResponseModel):
-    action: str
+class QuestionChange(ResponseModel):
+    action: Literal["create", "update", "activate", "deactivate", "import-create", "import-update"]
     adminId: str
     at: datetime
     slug: str
     diff: dict[str, Any]
 
 
-class HistoryResponse(ResponseModel):
-    changes: list[ChangeView]
+class QuestionHistory(ResponseModel):
+    changes: list[QuestionChange] = Field(description="Oldest first")
 
 
-def _admin(ctx: Ctx[Any, Any]) -> QuestionAdmin:
-    service: QuestionAdmin = ctx.request.app.state.question_admin
-    return service
-
-
-def question_view(doc: Doc) -> QuestionView:
+def question_view(doc: Doc) -> AdminQuestionView:
     updated_by = doc.get("updatedBy")
-    return QuestionView(
+    return AdminQuestionView(
         id=str(doc["_id"]),
         slug=doc["slug"],
         level=doc["level"],
@@ -131,95 +166,83 @@ def question_view(doc: Doc) -> QuestionView:
     )
 
 
-@router.add(
-    "GET",
-    "/admin/questions",
-    summary="Questions by level, tag, type and state",
-    tags=TAGS,
-    query=QuestionQuery,
-    response=QuestionList,
-    auth="admin",
-)
-async def list_questions(ctx: Ctx[Any, QuestionQuery]) -> QuestionList:
-    q = ctx.query
-    docs, total = await _admin(ctx).list_questions(
-        level=q.level,
-        tag=q.tag,
-        active=q.active,
-        type_=q.type,
-        skip=(q.page - 1) * q.pageSize,
-        limit=q.pageSize,
+@router.get("/admin/questions", summary="Questions by level, tag, type and state")
+async def list_questions(
+    query: Annotated[QuestionQuery, Query()], admin: Admin, questions: Questions
+) -> QuestionList:
+    """One page of stored questions, filtered."""
+    docs, total = await questions.list_questions(
+        level=query.level,
+        tag=query.tag,
+        active=query.active,
+        type_=query.type,
+        skip=(query.page - 1) * query.pageSize,
+        limit=query.pageSize,
     )
     return QuestionList(
-        questions=[question_view(d) for d in docs], page=q.page, pageSize=q.pageSize, total=total
+        questions=[question_view(d) for d in docs],
+        page=query.page,
+        pageSize=query.pageSize,
+        total=total,
     )
 
 
-@router.add(
-    "GET",
+@router.get(
     "/admin/questions/export",
     summary="Export questions as a bank file (a JSON array)",
-    tags=TAGS,
-    query=ExportQuery,
-    response=BankFile,
-    auth="admin",
+    response_model=BankFile,
 )
-async def export_questions(ctx: Ctx[Any, ExportQuery]) -> JSONResponse:
-    items = await _admin(ctx).export(level=ctx.query.level, active=ctx.query.active)
-    name = f"questions-{ctx.query.level or 'all'}.json"
+async def export_questions(
+    query: Annotated[ExportQuery, Query()], admin: Admin, questions: Questions
+) -> JSONResponse:
+    """The questions in the shipped bank's file format, as a download; import takes it back."""
+    items = await questions.export(level=query.level, active=query.active)
+    name = f"questions-{query.level or 'all'}.json"
     return JSONResponse(items, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.add(
-    "POST",
+@router.post(
     "/admin/questions/import",
     summary="Import a bank file (JSON array); all valid or nothing changes; upsert by slug",
-    tags=TAGS,
-    response=ImportResult,
-    auth="admin",
-    errors=[400, 413, 422],
+    responses=errors(400, 413, 422),
+    openapi_extra=IMPORT_BODY,
 )
-async def import_questions(ctx: Ctx[Any, Any]) -> ImportResult:
-    # The body is an array (the export's format), which the typed-body parser does not take.
-    try:
-        data = json.loads(await ctx.request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise AppError("The body is not valid JSON", code="malformed_json") from None
+async def import_questions(request: Request, admin: Admin, questions: Questions) -> ImportResult:
+    """Create the questions with new slugs and update the others (staff edits included).
+
+    The body is read here rather than by the typed-body parser so that every invalid question
+    is reported at once, by its index.
+    """
+    data = await read_json(request)
     if isinstance(data, dict) and isinstance(data.get("questions"), list):
         data = data["questions"]
     if not isinstance(data, list):
         raise AppError("The body must be a JSON array of questions", code="malformed_json")
-    counts = await _admin(ctx).import_bank(data, ctx.user_id)
+    counts = await questions.import_bank(data, admin.user_id)
     return ImportResult(success=True, **counts)
 
 
-@router.add(
-    "GET",
-    "/admin/questions/{questionId}",
-    summary="One question",
-    tags=TAGS,
-    response=QuestionResponse,
-    auth="admin",
-    errors=[404],
-)
-async def get_question(ctx: Ctx[Any, Any]) -> QuestionResponse:
-    return QuestionResponse(question=question_view(await _admin(ctx).get(ctx.path("questionId"))))
+@router.get("/admin/questions/{questionId}", summary="One question", responses=errors(404))
+async def get_question(
+    question_id: QuestionId, admin: Admin, questions: Questions
+) -> QuestionResponse:
+    """The stored question with its state."""
+    return QuestionResponse(question=question_view(await questions.get(question_id)))
 
 
-@router.add(
-    "GET",
+@router.get(
     "/admin/questions/{questionId}/history",
     summary="Who changed the question, when and what",
-    tags=TAGS,
-    response=HistoryResponse,
-    auth="admin",
-    errors=[404],
+    responses=errors(404),
 )
-async def question_history(ctx: Ctx[Any, Any]) -> HistoryResponse:
-    changes = await _admin(ctx).history(ctx.path("questionId"))
-    return HistoryResponse(
+async def question_history(
+    question_id: QuestionId, admin: Admin, questions: Questions
+) -> QuestionHistory:
+    """Every change to the question: who, when, and the fields before and after."""
+    changes = await questions.history(question_id)
+    return QuestionHistory(
         changes=[
-            ChangeView(
+            QuestionChange(
                 action=c["action"],
                 adminId=str(c["adminId"]),
                 at=c["at"],
@@ -231,69 +254,66 @@ async def question_history(ctx: Ctx[Any, Any]) -> HistoryResponse:
     )
 
 
-@router.add(
-    "POST",
+@router.post(
     "/admin/questions",
     summary="Create a question (validated like the shipped bank)",
-    tags=TAGS,
-    body=QuestionCreate,
-    response=QuestionResponse,
-    status=201,
-    auth="admin",
-    errors=[409, 413],
+    status_code=201,
+    responses=errors(409, 413),
 )
-async def create_question(ctx: Ctx[QuestionCreate, Any]) -> QuestionResponse:
-    fields = ctx.body.model_dump(exclude={"isActive"})
-    doc = await _admin(ctx).create(
-        BankQuestion.model_validate(fields), ctx.user_id, active=ctx.body.isActive
+async def create_question(
+    body: QuestionCreate, admin: Admin, questions: Questions
+) -> QuestionResponse:
+    """A new question; 409 when the slug is taken."""
+    fields = body.model_dump(exclude={"isActive"})
+    doc = await questions.create(
+        BankQuestion.model_validate(fields), admin.user_id, active=body.isActive
     )
     return QuestionResponse(question=question_view(doc))
 
 
-@router.add(
-    "PUT",
+@router.put(
     "/admin/questions/{questionId}",
     summary="Change some fields of a question (the result is validated as a whole)",
-    tags=TAGS,
-    body=QuestionPatch,
-    response=QuestionResponse,
-    auth="admin",
-    errors=[404, 409, 413],
+    responses=errors(404, 409, 413),
 )
-async def update_question(ctx: Ctx[QuestionPatch, Any]) -> QuestionResponse:
-    changes = ctx.body.model_dump(include=ctx.body.model_fields_set)
+async def update_question(
+    question_id: QuestionId,
+    body: QuestionPatch,
+    admin: Admin,
+    questions: Questions,
+) -> QuestionResponse:
+    """Change the given fields; the changed question must still be a valid bank question.
+
+    409 when a new slug is taken; the question cache is dropped on every change.
+    """
+    changes = body.model_dump(include=body.model_fields_set)
     if not changes:
         raise AppError("Give at least one field to change", code="validation_error", status=422)
-    doc = await _admin(ctx).update(ctx.path("questionId"), changes, ctx.user_id)
+    doc = await questions.update(question_id, changes, admin.user_id)
     return QuestionResponse(question=question_view(doc))
 
 
-async def _set_active(ctx: Ctx[Any, Any], active: bool) -> QuestionResponse:
-    doc = await _admin(ctx).set_active(ctx.path("questionId"), active, ctx.user_id)
-    return QuestionResponse(question=question_view(doc))
-
-
-@router.add(
-    "POST",
+@router.post(
     "/admin/questions/{questionId}/activate",
     summary="Offer the question in interviews again",
-    tags=TAGS,
-    response=QuestionResponse,
-    auth="admin",
-    errors=[404],
+    responses=errors(404),
 )
-async def activate_question(ctx: Ctx[Any, Any]) -> QuestionResponse:
-    return await _set_active(ctx, True)
+async def activate_question(
+    question_id: QuestionId, admin: Admin, questions: Questions
+) -> QuestionResponse:
+    """New interviews may ask it again."""
+    doc = await questions.set_active(question_id, True, admin.user_id)
+    return QuestionResponse(question=question_view(doc))
 
 
-@router.add(
-    "POST",
+@router.post(
     "/admin/questions/{questionId}/deactivate",
     summary="Stop offering the question (running interviews keep it)",
-    tags=TAGS,
-    response=QuestionResponse,
-    auth="admin",
-    errors=[404],
+    responses=errors(404),
 )
-async def deactivate_question(ctx: Ctx[Any, Any]) -> QuestionResponse:
-    return await _set_active(ctx, False)
+async def deactivate_question(
+    question_id: QuestionId, admin: Admin, questions: Questions
+) -> QuestionResponse:
+    """New interviews no longer ask it; interviews that already have it keep it."""
+    doc = await questions.set_active(question_id, False, admin.user_id)
+    return QuestionResponse(question=question_view(doc))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal, cast
 
-from pydantic import Field
-from starlette.requests import Request
+from fastapi import Depends, Header, Query, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -14,33 +15,36 @@ from core.billing import BillingService
 from core.billing.ledger import KIND_PAYMENT
 from core.billing.sandbox import SANDBOX_PATH, SandboxCheckout
 from core.billing.service import SubscriptionView
-from core.billing.webhooks import BadSignature, Code, InvalidNotification, Kind
+from core.billing.webhooks import (
+    BadSignature,
+    CancelNotification,
+    Code,
+    FailNotification,
+    InvalidNotification,
+    Kind,
+    PaymentNotification,
+    RecurrentNotification,
+    RefundNotification,
+)
 from core.errors import AppError, NotFound, Unauthorized
-from http_api.framework import Ctx, QueryModel, RequestModel, ResponseModel, Router
+from http_api.deps import AppSettings, Billing, CurrentUser, get_billing, limit_per_user
+from http_api.routing import area_router, errors, raw_body, schema_ref
+from http_api.schemas import PageQuery, RequestModel, ResponseModel
 
-router = Router()
-TAGS = ["billing"]
-WEBHOOK_TAGS = ["billing webhooks"]
-
-
-def billing_of(request: Request) -> BillingService:
-    """The service the app's lifespan put in `app.state.billing`."""
-    billing = getattr(request.app.state, "billing", None)
-    if not isinstance(billing, BillingService):
-        raise RuntimeError("billing is not wired: set app.state.billing in the lifespan")
-    return billing
+router = area_router("billing")
+webhooks = area_router("billing webhooks")
 
 
 class PlanView(ResponseModel):
     id: str
-    title: str
+    title: str = Field(description="In the language of `Accept-Language` (ru unless en)")
     titleRu: str
     titleEn: str
-    price: int
-    currency: str
-    interval: str
+    price: int = Field(description="In whole units of `currency`")
+    currency: str = Field(description="ISO 4217, e.g. RUB")
+    interval: Literal["Day", "Week", "Month"] = Field(description="Billed every `period` of these")
     period: int
-    days: int
+    days: int = Field(description="Days of access one payment buys")
 
 
 class PlansResponse(ResponseModel):
@@ -65,7 +69,13 @@ class SubscriptionStatusResponse(ResponseModel):
 
 
 class SubscriptionCreateRequest(RequestModel):
-    plan: str = Field(min_length=1, max_length=32)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"plan": "month", "autoRenew": True}]}
+    )
+
+    plan: str = Field(
+        min_length=1, max_length=32, description="A plan id from `GET /subscriptions/plans`"
+    )
     autoRenew: bool = Field(default=True, description="Renew with the same card every period")
 
 
@@ -74,15 +84,10 @@ class SubscriptionCreateResponse(ResponseModel):
     orderId: str
 
 
-class PaymentsQuery(QueryModel):
-    page: int = Field(default=1, ge=1, le=10_000)
-    pageSize: int = Field(default=20, ge=1, le=100)
-
-
 class PaymentItem(ResponseModel):
     id: str
-    kind: str = Field(description="payment, failure or refund")
-    status: str
+    kind: Literal["payment", "failure", "refund"]
+    status: Literal["pending", "completed", "failed", "refunded"]
     amount: float
     currency: str
     plan: str | None
@@ -101,17 +106,43 @@ class PaymentsResponse(ResponseModel):
 KindName = Literal["check", "pay", "fail", "confirm", "refund", "recurrent", "cancel"]
 
 
-class BillingWebhookQuery(QueryModel):
-    kind: KindName | None = Field(default=None, description="Which notification this is")
+AnswerCode = Literal[0, 10, 11, 12, 13, 20]
 
 
 class BillingWebhookAnswer(ResponseModel):
-    code: int = Field(description="0 accepts; on Check 10, 11, 12, 13 or 20 refuse the payment")
+    code: AnswerCode = Field(
+        description="0 accepts; on Check 10, 11, 12, 13 or 20 refuse the payment"
+    )
     success: bool
 
 
-def _plans(ctx: Ctx[Any, Any], language: str) -> list[PlanView]:
-    billing = billing_of(ctx.request)
+# CloudPayments' notification bodies, for the document: the handler verifies the signature
+# over the raw bytes before it parses anything.
+NOTIFICATIONS: tuple[type[BaseModel], ...] = (
+    PaymentNotification,
+    FailNotification,
+    RefundNotification,
+    CancelNotification,
+    RecurrentNotification,
+)
+DOCUMENTED_MODELS = NOTIFICATIONS
+NOTIFICATION_BODY = raw_body(
+    {"anyOf": [schema_ref(model) for model in NOTIFICATIONS]},
+    "A CloudPayments notification, form-urlencoded or JSON as set in the merchant settings "
+    "(field names in PascalCase). The signature in `Content-HMAC` covers these exact bytes.",
+    ("application/x-www-form-urlencoded", "application/json"),
+)
+ContentHmac = Annotated[
+    str,
+    Header(
+        alias="Content-HMAC",
+        description="base64(HMAC-SHA256(API secret, raw body)); required (`X-Content-HMAC` is "
+        "read when it is absent). 401 `invalid_signature` when missing or wrong.",
+    ),
+]
+
+
+def _plans(billing: BillingService, language: str) -> list[PlanView]:
     return [
         PlanView(
             id=plan_id,
@@ -128,38 +159,34 @@ def _plans(ctx: Ctx[Any, Any], language: str) -> list[PlanView]:
     ]
 
 
-def _language(ctx: Ctx[Any, Any]) -> str:
-    accept = ctx.request.headers.get("accept-language", "")
+def _language(request: Request) -> str:
+    accept = request.headers.get("accept-language", "")
     return "en" if accept.lower().startswith("en") else "ru"
 
 
-@router.add(
-    "GET",
-    "/subscriptions/plans",
-    summary="The subscription plans and the free tier",
-    tags=TAGS,
-    auth="none",
-    response=PlansResponse,
-)
-async def plans(ctx: Ctx[Any, Any]) -> PlansResponse:
+@router.get("/subscriptions/plans", summary="The subscription plans and the free tier")
+async def plans(request: Request, billing: Billing, settings: AppSettings) -> PlansResponse:
+    """The plans on sale (titles in the `Accept-Language` language) and the free interviews."""
     return PlansResponse(
-        plans=_plans(ctx, _language(ctx)),
-        freeInterviewsPerMonth=ctx.services.settings.free_interviews_per_month,
+        plans=_plans(billing, _language(request)),
+        freeInterviewsPerMonth=settings.free_interviews_per_month,
     )
 
 
-@router.add(
-    "GET",
+@router.get(
     "/subscriptions/status",
     summary="The user's subscription: active, plan, expiresAt, auto-renewal, free tier",
-    tags=TAGS,
-    response=SubscriptionStatusResponse,
 )
-async def status(ctx: Ctx[Any, Any]) -> SubscriptionStatusResponse:
-    return _status_response(ctx, await billing_of(ctx.request).status(ctx.user_id))
+async def status(
+    request: Request, user: CurrentUser, billing: Billing
+) -> SubscriptionStatusResponse:
+    """Whether a paid period is running, until when, whether it renews, and the free tier."""
+    return _status_response(request, billing, await billing.status(user.user_id))
 
 
-def _status_response(ctx: Ctx[Any, Any], view: SubscriptionView) -> SubscriptionStatusResponse:
+def _status_response(
+    request: Request, billing: BillingService, view: SubscriptionView
+) -> SubscriptionStatusResponse:
     return SubscriptionStatusResponse(
         active=view.active,
         plan=view.plan,
@@ -171,52 +198,51 @@ def _status_response(ctx: Ctx[Any, Any], view: SubscriptionView) -> Subscription
             used=view.free_tier.used,
             remaining=view.free_tier.remaining,
         ),
-        plans=_plans(ctx, _language(ctx)),
+        plans=_plans(billing, _language(request)),
     )
 
 
-@router.add(
-    "POST",
+@router.post(
     "/subscriptions/create",
     summary="Start buying a plan: returns the payment page",
-    tags=TAGS,
-    body=SubscriptionCreateRequest,
-    response=SubscriptionCreateResponse,
-    status=201,
-    errors=[403, 404, 503],
+    status_code=201,
+    responses=errors(403, 404, 503),
+    dependencies=[Depends(limit_per_user("billing-order", lambda s: "20/3600"))],
 )
-async def create(ctx: Ctx[SubscriptionCreateRequest, Any]) -> SubscriptionCreateResponse:
-    await ctx.limit("billing-order", ctx.user_id, "20/3600")
-    order_id, url = await billing_of(ctx.request).create_order(
-        ctx.user_id, ctx.body.plan, ctx.body.autoRenew
-    )
+async def create(
+    body: SubscriptionCreateRequest, user: CurrentUser, billing: Billing
+) -> SubscriptionCreateResponse:
+    """Create an order for the plan and return the page where the user pays.
+
+    Without CloudPayments credentials the page is the local sandbox checkout. 404 for an
+    unknown plan, 403 until the email address is confirmed.
+    """
+    order_id, url = await billing.create_order(user.user_id, body.plan, body.autoRenew)
     return SubscriptionCreateResponse(paymentUrl=url, orderId=order_id)
 
 
-@router.add(
-    "POST",
+@router.post(
     "/subscriptions/cancel",
     summary="Turn auto-renewal off; access stays until the end of the paid period",
-    tags=TAGS,
-    response=SubscriptionStatusResponse,
-    errors=[409],
+    responses=errors(409),
 )
-async def cancel(ctx: Ctx[Any, Any]) -> SubscriptionStatusResponse:
-    return _status_response(ctx, await billing_of(ctx.request).cancel(ctx.user_id))
+async def cancel(
+    request: Request, user: CurrentUser, billing: Billing
+) -> SubscriptionStatusResponse:
+    """Stop renewing; the paid period runs to its end. 409 when nothing renews."""
+    return _status_response(request, billing, await billing.cancel(user.user_id))
 
 
-@router.add(
-    "GET",
+@router.get(
     "/payments",
     summary="The user's payments, refunds and failed charges, newest first",
-    tags=TAGS,
-    query=PaymentsQuery,
-    response=PaymentsResponse,
 )
-async def payments(ctx: Ctx[Any, PaymentsQuery]) -> PaymentsResponse:
-    q = ctx.query
-    docs, total = await billing_of(ctx.request).payments(
-        ctx.user_id, (q.page - 1) * q.pageSize, q.pageSize
+async def payments(
+    query: Annotated[PageQuery, Query()], user: CurrentUser, billing: Billing
+) -> PaymentsResponse:
+    """One page of the user's payments, refunds and failed charges."""
+    docs, total = await billing.payments(
+        user.user_id, (query.page - 1) * query.pageSize, query.pageSize
     )
     items = [
         PaymentItem(
@@ -232,69 +258,87 @@ async def payments(ctx: Ctx[Any, PaymentsQuery]) -> PaymentsResponse:
         )
         for d in docs
     ]
-    return PaymentsResponse(payments=items, page=q.page, pageSize=q.pageSize, total=total)
+    return PaymentsResponse(payments=items, page=query.page, pageSize=query.pageSize, total=total)
 
 
-async def _webhook(ctx: Ctx[Any, Any], kind: Kind | None) -> BillingWebhookAnswer:
+async def _webhook(
+    request: Request, billing: BillingService, kind: Kind | None
+) -> BillingWebhookAnswer:
     # The signature covers the exact bytes sent: read them before anything parses them.
-    body = await ctx.request.body()
-    headers = ctx.request.headers
+    body = await request.body()
+    headers = request.headers
     try:
-        code = await billing_of(ctx.request).handle_notification(
+        code = await billing.handle_notification(
             kind, body, headers, headers.get("content-type", "")
         )
     except BadSignature as exc:
         raise Unauthorized(str(exc), code="invalid_signature") from None
     except InvalidNotification as exc:
         raise AppError(str(exc), code="invalid_notification") from None
-    return BillingWebhookAnswer(code=int(code), success=code is Code.OK)
+    return BillingWebhookAnswer(code=cast(AnswerCode, int(code)), success=code is Code.OK)
 
 
-@router.add(
-    "POST",
+@webhooks.post(
     "/subscriptions/webhook",
     summary="CloudPayments notifications (kind from ?kind= or from the fields)",
-    tags=WEBHOOK_TAGS,
-    auth="none",
-    query=BillingWebhookQuery,
-    response=BillingWebhookAnswer,
-    errors=[401],
+    responses=errors(400, 401, 413),
+    openapi_extra=NOTIFICATION_BODY,
 )
-async def webhook(ctx: Ctx[Any, BillingWebhookQuery]) -> BillingWebhookAnswer:
-    kind = ctx.query.kind
-    return await _webhook(ctx, Kind(kind) if kind is not None else None)
+async def webhook(
+    request: Request,
+    billing: Billing,
+    content_hmac: ContentHmac = "",
+    kind: Annotated[KindName | None, Query(description="Which notification this is")] = None,
+) -> BillingWebhookAnswer:
+    """One URL for every notification; prefer the per-kind URLs below.
+
+    Check, Pay and Confirm carry the same fields, so their kind must come from `?kind=`;
+    Fail, Refund and Recurrent are told by their fields. The answer's `code` is what
+    CloudPayments expects: 0 accepts.
+    """
+    return await _webhook(request, billing, Kind(kind) if kind is not None else None)
 
 
-@router.add(
-    "POST",
+@webhooks.post(
     "/subscriptions/webhook/{kind}",
     summary="CloudPayments notifications of one kind (check, pay, fail, confirm, refund, "
     "recurrent, cancel)",
-    tags=WEBHOOK_TAGS,
-    auth="none",
-    response=BillingWebhookAnswer,
-    errors=[400, 401, 404],
+    responses=errors(400, 401, 404, 413),
+    openapi_extra=NOTIFICATION_BODY,
 )
-async def webhook_of_kind(ctx: Ctx[Any, Any]) -> BillingWebhookAnswer:
+async def webhook_of_kind(
+    request: Request,
+    billing: Billing,
+    kind: Annotated[
+        str,
+        # Documented as the enum it is; an unknown kind is a 404 (no such URL), not a 422.
+        PathParam(json_schema_extra={"enum": [k.value for k in Kind]}),
+    ],
+    content_hmac: ContentHmac = "",
+) -> BillingWebhookAnswer:
+    """The URL to give CloudPayments for each kind of notification.
+
+    Replays are answered 0 and applied once (per TransactionId); 404 for an unknown kind.
+    """
     try:
-        kind = Kind(ctx.path("kind"))
+        notification_kind = Kind(kind)
     except ValueError:
         raise NotFound("No such notification kind", code="unknown_notification_kind") from None
-    return await _webhook(ctx, kind)
+    return await _webhook(request, billing, notification_kind)
 
 
 # --- the sandbox checkout (runs without CloudPayments credentials only) ------------------------
 
 
-def _checkout(request: Request) -> SandboxCheckout:
-    checkout = billing_of(request).sandbox
+async def _checkout(request: Request) -> SandboxCheckout:
+    checkout = (await get_billing(request.app.state.services)).sandbox
     if checkout is None:
         raise NotFound("There is no sandbox checkout here", code="not_found")
     return checkout
 
 
 async def sandbox_page(request: Request) -> Response:
-    checkout = _checkout(request)
+    checkout = await _checkout(request)
     order = await checkout.order(str(request.path_params["orderId"]))
     if order is None:
         raise NotFound("No such order", code="order_not_found")
@@ -302,7 +346,7 @@ async def sandbox_page(request: Request) -> Response:
 
 
 async def sandbox_submit(request: Request) -> Response:
-    checkout = _checkout(request)
+    checkout = await _checkout(request)
     order_id = str(request.path_params["orderId"])
     order = await checkout.order(order_id)
     if order is None:

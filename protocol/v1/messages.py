@@ -1,19 +1,57 @@
 """Protocol v1 of the live interview socket: every frame is a JSON object with a `type`.
 
 Client frames are validated strictly (unknown fields refused). Server frames that are interview
-events carry `seq`, which grows by exactly 1 per interview.
+events carry `seq`, which grows by exactly 1 per interview; the interview's state machine emits
+them with `seq` 0 (`UNSEQUENCED`) and the session bus numbers each one as it appends it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 VERSION = 1
 PATH = "/ws/v1/interview"
+UNSEQUENCED = 0
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 3.0 is the integer 3 to a schema validator, so it is to us too.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def iso(ts: float) -> str:
+    """A Unix time as the protocol writes it: ISO 8601, UTC, milliseconds, `Z`."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> Any:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return value
+
+
+# A point in time: a Unix time in the program, an ISO 8601 string on the wire.
+Timestamp = Annotated[
+    float,
+    BeforeValidator(_parse_time),
+    PlainSerializer(iso, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
 
 
 class ClientFrame(BaseModel):
@@ -24,7 +62,7 @@ class Hello(ClientFrame):
     type: Literal["hello"]
     token: str | None = Field(default=None, max_length=4096)
     interviewId: Id
-    lastSeq: int | None = Field(default=None, ge=0)
+    lastSeq: Annotated[int | None, BeforeValidator(_whole_number)] = Field(default=None, ge=0)
     epoch: str | None = Field(default=None, max_length=64)
 
 
@@ -58,8 +96,15 @@ client_adapter: TypeAdapter[Hello | Answer | Draft | Complete | Ping] = TypeAdap
 CLIENT_TYPES = ("hello", "answer", "draft", "complete", "ping")
 
 
+def _type_is_required(schema: dict[str, Any]) -> None:
+    # `type` has a default so that code can build frames without repeating it, but every frame
+    # on the wire has one: the schema says so.
+    if "type" in schema.get("properties", {}):
+        schema["required"] = ["type", *(f for f in schema.get("required", []) if f != "type")]
+
+
 class ServerFrame(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_is_required)
 
 
 class Scores(ServerFrame):
@@ -86,7 +131,7 @@ class QuestionEvent(ServerFrame):
     text: str
     tags: list[str]
     timeLimitSec: int
-    deadline: str
+    deadline: Timestamp
 
 
 class AnswerAccepted(ServerFrame):
@@ -97,8 +142,8 @@ class AnswerAccepted(ServerFrame):
     seq: int | None
     questionId: str
     clientMsgId: str | None = None
-    auto: bool = False
-    duplicate: bool = False
+    auto: bool = Field(default=False, exclude_if=lambda v: not v)
+    duplicate: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 class FeedbackDelta(ServerFrame):
@@ -161,9 +206,9 @@ class Snapshot(ServerFrame):
     seq: int
     status: str
     currentQuestionId: str | None
-    deadline: str | None
-    questions: list[SnapshotQuestion]
+    deadline: Timestamp | None
     total: int
+    questions: list[SnapshotQuestion]
     score: int | None
     passed: bool | None
     feedback: str | None
@@ -178,8 +223,19 @@ class Error(ServerFrame):
     type: Literal["error"] = "error"
     code: str
     message: str
-    retryAfter: int | None = None
+    retryAfter: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
+
+# The interview's own events: numbered by the bus, kept in its history, replayed on resume.
+Event = (
+    QuestionEvent
+    | AnswerAccepted
+    | FeedbackDelta
+    | FeedbackReset
+    | FeedbackDone
+    | InterviewCompleted
+    | InterviewAbandoned
+)
 
 EVENT_TYPES = (
     QuestionEvent,
@@ -230,6 +286,7 @@ class CloseCode:
     NORMAL = 1000
     GOING_AWAY = 1001
     TOO_LARGE = 1009
+    INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     BAD_TOKEN = 4401

@@ -11,13 +11,10 @@ import email
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from core.embedded_mongo import free_port
+from load.harness import ProductNode, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -62,74 +59,20 @@ def chromium_path() -> str:
     return resolved
 
 
-@dataclass
-class AppServer:
+class AppServer(ProductNode):
     """The product in a child process on a fixed port (so a restart keeps the page's origin)."""
 
-    data_dir: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "server.log"
-
-    def start(self, timeout: float = 30.0) -> None:
-        env = {
-            **os.environ,
-            **self.env,
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "PUBLIC_BASE_URL": self.url,
-            "DATA_DIR": str(self.data_dir),
-        }
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "run"],
-            cwd=self.data_dir,  # no developer .env is picked up from here
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        port = free_port()
+        settings = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "DATA_DIR": str(data_dir)}
+        super().__init__(
+            "browser-test",
+            {**os.environ, **settings},
+            data_dir / "server.log",
+            port=port,
+            cwd=data_dir,  # no developer .env is picked up from here
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the app exited early:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"the app did not become ready in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)  # uvicorn closes live sockets with 1012
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
 
     # --- mail and accounts, as a user's inbox would show them --------------------------------
 

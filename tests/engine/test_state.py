@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -40,7 +41,8 @@ from engine.state import (
     handle,
     start,
 )
-from protocol.v1.messages import server_adapter
+from protocol.v1.messages import UNSEQUENCED, server_adapter
+from protocol.v1.wire import encode, number
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 QIDS = ("q-python", "q-sql", "q-misc")
@@ -76,27 +78,43 @@ def make_state(language: str = "en", threshold: int = 60) -> InterviewState:
 _seq = itertools.count(1)
 
 
-def frames(out: Transition) -> Transition:
-    """Validate every frame of a transition as the socket would send it; return it unchanged."""
+@dataclass
+class Out:
+    """A transition as the wire shows it: events and replies as the JSON a socket receives
+    (events without the `seq` the bus gives them)."""
+
+    events: list[dict[str, Any]]
+    effects: list[Any]
+    reply: list[dict[str, Any]]
+    changed: bool
+
+
+def frames(out: Transition) -> Out:
+    """Validate every frame of a transition as the socket would send it; return its wire view."""
+    events = []
     for event in out.events:
-        assert "seq" not in event, "the bus, not the machine, numbers events"
-        frame = server_adapter.validate_python({**event, "seq": next(_seq)})
-        assert frame.type == event["type"]  # type: ignore[attr-defined]
-        json.dumps(event)
+        assert event.seq == UNSEQUENCED, "the bus, not the machine, numbers events"
+        text = number(encode(event), next(_seq))
+        frame = server_adapter.validate_json(text)
+        assert frame.type == event.type  # type: ignore[attr-defined]
+        data = json.loads(text)
+        del data["seq"]
+        events.append(data)
+    replies = []
     for reply in out.reply:
         # Replies are not part of the history: they carry no sequence number.
-        frame = server_adapter.validate_python({**reply, "seq": reply.get("seq")})
-        assert frame.type == reply["type"]  # type: ignore[attr-defined]
+        text = reply.model_dump_json()
+        frame = server_adapter.validate_json(text)
         assert frame.seq is None  # type: ignore[attr-defined]
-        json.dumps(reply)
-    return out
+        replies.append(json.loads(text))
+    return Out(events, out.effects, replies, out.changed)
 
 
-def begin(state: InterviewState, now: float = NOW) -> Transition:
+def begin(state: InterviewState, now: float = NOW) -> Out:
     return frames(start(state, now))
 
 
-def step(state: InterviewState, event: Any) -> Transition:
+def step(state: InterviewState, event: Any) -> Out:
     return frames(handle(state, event))
 
 
@@ -371,14 +389,15 @@ def test_repeated_client_msg_id_is_acknowledged_again_and_changes_nothing(
 
 
 def test_duplicate_ack_as_sent_by_the_socket_is_a_valid_server_frame() -> None:
-    """The socket sends `out.reply` as it is. docs/protocol.md (and
+    """The socket sends `out.reply` as it serializes. docs/protocol.md (and
     protocol/v1/examples/server.answer.accepted.duplicate.json) give this reply as
     `{..., "duplicate": true, "seq": null}`, and AnswerAccepted requires `seq` (nullable)."""
     state = evaluating()
     out = handle(state, AnswerSubmitted("q-python", "resent", "c-0", NOW + 9))
     assert len(out.reply) == 1
-    assert "seq" in out.reply[0] and out.reply[0]["seq"] is None
-    frame = server_adapter.validate_python(out.reply[0])
+    sent = json.loads(out.reply[0].model_dump_json())
+    assert "seq" in sent and sent["seq"] is None
+    frame = server_adapter.validate_python(sent)
     assert frame.duplicate is True  # type: ignore[attr-defined]
     assert frame.seq is None  # type: ignore[attr-defined]
 

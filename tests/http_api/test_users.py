@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
+from fastapi import FastAPI
 
 from core.settings import Settings
-from http_api.framework import Ctx, Endpoint, make_route
+from http_api.deps import Admin
+from http_api.routing import API_PREFIX, area_router
 from http_api.schemas import SuccessResponse
 from http_api.services import AppServices
 from tests.helpers import PASSWORD, drain, link_token, mails_to, register, verified_user
@@ -255,17 +256,16 @@ async def test_password_change_enforces_the_policy(
 # --- roles and admins -----------------------------------------------------------------------------
 
 
-async def _staff_only(ctx: Ctx[Any, Any]) -> SuccessResponse:
-    return SuccessResponse(message=f"hello {ctx.user_id}")
-
-
 @pytest.fixture
-def staff_route(app: Starlette) -> str:
-    """An endpoint declared with auth="admin", mounted like the product's own."""
-    endpoint = Endpoint(
-        "GET", "/test-staff", _staff_only, "staff", ["test"], response=SuccessResponse, auth="admin"
-    )
-    app.router.routes.insert(0, make_route(endpoint, "/api/v1/test-staff", deprecated=False))
+def staff_route(app: FastAPI) -> str:
+    """An endpoint that depends on the admin role, mounted like the product's own."""
+    router = area_router("test")
+
+    @router.get("/test-staff", summary="staff")
+    async def staff_only(admin: Admin) -> SuccessResponse:
+        return SuccessResponse(message=f"hello {admin.user_id}")
+
+    app.include_router(router, prefix=API_PREFIX)
     return "/api/v1/test-staff"
 
 

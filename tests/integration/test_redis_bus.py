@@ -16,8 +16,10 @@ from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from engine.bus.base import BusUnavailable, Event
+from engine.bus.base import BusUnavailable, Stamped
 from engine.bus.redis import RedisBus, RedisLiveStore
+from protocol.v1.messages import UNSEQUENCED, FeedbackDelta, server_adapter
+from protocol.v1.wire import encode, number
 
 pytestmark = pytest.mark.integration
 
@@ -73,24 +75,30 @@ async def nodes(connect: Connect, prefix: str) -> AsyncIterator[Node]:
         await bus.close()
 
 
-def batch(*marks: int) -> list[Event]:
-    return [{"type": "evaluation.token", "mark": mark, "text": f"слово {mark}"} for mark in marks]
+def batch(*marks: int) -> list[FeedbackDelta]:
+    return [
+        FeedbackDelta(seq=UNSEQUENCED, questionId=f"q{mark}", delta=f"слово {mark}\n«{mark}»")
+        for mark in marks
+    ]
 
 
-def seqs(events: list[Event]) -> list[int]:
-    return [event["seq"] for event in events]
+def seqs(events: list[Stamped]) -> list[int]:
+    """The numbers of stamped events, checked against the seq their wire text carries."""
+    for event in events:
+        assert server_adapter.validate_json(event.frame).seq == event.seq  # type: ignore[attr-defined]
+    return [event.seq for event in events]
 
 
-def by_seq(event: Event) -> int:
-    return int(event["seq"])
+def by_seq(event: Stamped) -> int:
+    return event.seq
 
 
-async def take(stream: AsyncIterator[Event], count: int) -> list[Event]:
+async def take(stream: AsyncIterator[Stamped], count: int) -> list[Stamped]:
     async with asyncio.timeout(5):
         return [await anext(stream) for _ in range(count)]
 
 
-async def drain(stream: AsyncIterator[Event]) -> list[Event]:
+async def drain(stream: AsyncIterator[Stamped]) -> list[Stamped]:
     """Everything left in a subscription; returns only if the subscription ends."""
     async with asyncio.timeout(5):
         return [event async for event in stream]
@@ -111,7 +119,10 @@ async def test_appends_number_events_one_by_one(nodes: Node) -> None:
     first = await bus.append(IV, batch(1, 2))
     second = await bus.append(IV, batch(3))
 
-    assert first == [{**event, "seq": seq} for event, seq in zip(batch(1, 2), [1, 2], strict=True)]
+    assert first == [
+        Stamped(seq, number(encode(event), seq))
+        for event, seq in zip(batch(1, 2), [1, 2], strict=True)
+    ]
     assert seqs(second) == [3]
     assert await bus.append(IV, []) == []
 
@@ -127,7 +138,7 @@ async def test_concurrent_appends_on_two_nodes_leave_no_gap_and_no_duplicate(nod
     total = sum(len(events) for events in batches)
     assert sorted(seq for stamped in results for seq in seqs(stamped)) == list(range(1, total + 1))
     for stamped in results:  # a batch gets consecutive seqs
-        assert seqs(stamped) == list(range(stamped[0]["seq"], stamped[0]["seq"] + len(stamped)))
+        assert seqs(stamped) == list(range(stamped[0].seq, stamped[0].seq + len(stamped)))
     replay = await b.replay(IV, 0)
     assert replay.complete and replay.head == total
     assert replay.events == sorted((e for stamped in results for e in stamped), key=by_seq)
@@ -163,7 +174,7 @@ async def test_trimmed_history_makes_an_old_position_incomplete(nodes: Node) -> 
     for start in range(0, 300, 100):
         await bus.append(IV, batch(*range(start, start + 100)))
 
-    oldest = (await bus.replay(IV, 0)).events[0]["seq"]
+    oldest = (await bus.replay(IV, 0)).events[0].seq
     from_start = await bus.replay(IV, 0)
     from_oldest = await bus.replay(IV, oldest - 1)
 
@@ -526,7 +537,12 @@ async def test_leases_are_exclusive_and_only_their_owner_renews_or_releases(
     await a.release_lease("eval:1", "node-a")
     assert await b.acquire_lease("eval:1", "node-b", 0.2)
 
-    await asyncio.sleep(0.3)
+    probe = connect()
+
+    async def expired() -> bool:
+        return not await probe.exists(f"{prefix}lease:eval:1")
+
+    await eventually(expired)
 
     assert not await b.renew_lease("eval:1", "node-b", 5)
     assert await a.acquire_lease("eval:1", "node-a", 5)
@@ -534,3 +550,24 @@ async def test_leases_are_exclusive_and_only_their_owner_renews_or_releases(
         *((a if i % 2 else b).acquire_lease("eval:2", f"node-{i}", 5) for i in range(10))
     )
     assert winners.count(True) == 1
+
+
+async def test_an_append_retried_after_a_lost_reply_is_applied_once(
+    nodes: Node, redis: Redis, prefix: str
+) -> None:
+    bus = nodes()
+    await bus.append(IV, batch(1))
+    # What redis-py sends again when the connection drops after Redis ran the script: the same
+    # script with the same arguments, batch id included.
+    calls: list[Any] = []
+    script = bus._append
+
+    async def twice(*, keys: list[str], args: list[str | int]) -> Any:
+        calls.append(await script(keys=keys, args=args))
+        return await script(keys=keys, args=args)
+
+    bus._append = twice  # type: ignore[assignment]
+    stamped = await bus.append(IV, batch(2, 3))
+    assert calls == [2] and seqs(stamped) == [2, 3]
+    replay = await bus.replay(IV, 0)
+    assert replay.head == 3 and seqs(replay.events) == [1, 2, 3]

@@ -25,7 +25,7 @@ const ctx = {
   navigate,
   retranslate: (root) => translate(root),
   afterLogin() {
-    let next = null;
+    let next;
     try {
       next = sessionStorage.getItem(NEXT_KEY);
       sessionStorage.removeItem(NEXT_KEY);

@@ -44,7 +44,7 @@ export function loginView(ctx, { notice } = {}) {
   );
 }
 
-export function registerView(ctx) {
+export function registerView(_ctx) {
   const email = input({ type: "email", name: "email", autocomplete: "email", required: true });
   const password = input({
     type: "password",
@@ -148,7 +148,7 @@ function tokenFromUrl() {
   return token;
 }
 
-export function verifyView(ctx) {
+export function verifyView(_ctx) {
   const status = h("p", { i18n: "verify.working", attrs: { role: "status" } });
   const problem = alertBox();
   const next = h("p", { class: "links", hidden: true });

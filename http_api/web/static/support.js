@@ -16,7 +16,7 @@ function messageText(text) {
   return h("p", { class: "ticket-text", text });
 }
 
-export function supportView(ctx) {
+export function supportView(_ctx) {
   const heading = h("h1", { i18n: "support.title", tabIndex: -1 });
   const done = alertBox("success");
   const subject = h("input", {

@@ -1,6 +1,6 @@
 // One question of the live interview: its text, the answer, the feedback as it streams, scores.
 
-import { clearText, h, scoreList, setText } from "./dom.js";
+import { clearText, h, scoreList, setText } from "../dom.js";
 
 /** A card for question `q`; `draw(q, evaluatingNow)` brings it up to date in place. */
 export function questionCard(q) {

@@ -6,6 +6,10 @@ ran (source `lua`). A round trip is one top-level command, except that a MULTI .
 keys they touch (`iv:{id}:...`, `lease:eval:<id>:...`, the member of the deadlines set); each
 interview's commands are then cut into windows that end at an append (the script that gives
 events their seq), so a window's cost belongs to the events of that append.
+
+Scripts are named by what the capture shows them doing (the commands they run inside Lua),
+never by the product's source: the one that XADDs to a stream appends events, the one that
+starts with ZRANGEBYSCORE claims due deadlines, and so on.
 """
 
 from __future__ import annotations
@@ -15,22 +19,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-
-from core.kv import _HIT_SCRIPT
-from engine.bus.redis import _ACQUIRE, _APPEND, _CLAIM_DUE, _RELEASE, _RENEW, _SAVE
-
-SCRIPTS = {
-    hashlib.sha1(text.encode()).hexdigest(): name
-    for name, text in {
-        "append": _APPEND,
-        "save": _SAVE,
-        "claim_due": _CLAIM_DUE,
-        "lease.acquire": _ACQUIRE,
-        "lease.renew": _RENEW,
-        "lease.release": _RELEASE,
-        "rate_limit": _HIT_SCRIPT,
-    }.items()
-}
 
 LINE = re.compile(r"^(\d+\.\d+) \[\d+ ([^\]]+)\] (.*)$")
 ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -76,10 +64,7 @@ def parse(text: str) -> list[Entry]:
             if entries:
                 entries[-1].lua.append(command)
             continue
-        name = command
-        if command == "EVALSHA" and len(args) > 1:
-            name = f"EVALSHA {SCRIPTS.get(args[1], args[1][:8])}"
-        entry = Entry(at, source, name, args)
+        entry = Entry(at, source, command, args)
         if source in in_multi:
             entry.queued = True
             if command in ("EXEC", "DISCARD"):
@@ -87,7 +72,47 @@ def parse(text: str) -> list[Entry]:
         elif command == "MULTI":
             in_multi.add(source)
         entries.append(entry)
+    _name_scripts(entries)
     return entries
+
+
+def _script_id(entry: Entry) -> str | None:
+    if entry.name == "EVALSHA" and len(entry.args) > 1:
+        return entry.args[1]
+    if entry.name == "EVAL" and len(entry.args) > 1:
+        return hashlib.sha1(entry.args[1].encode()).hexdigest()
+    return None
+
+
+def script_name(first: str, ran: set[str]) -> str | None:
+    """A script's name from the first command it runs and every command it was seen running."""
+    if "XADD" in ran:
+        return "append"
+    by_first = {"ZRANGEBYSCORE": "claim_due", "INCR": "rate_limit", "HGET": "save"}
+    if first in by_first:
+        return by_first[first]
+    if first == "GET":  # the lease scripts read the owner first
+        for command, name in (("SET", "acquire"), ("PEXPIRE", "renew"), ("DEL", "release")):
+            if command in ran:
+                return f"lease.{name}"
+        return "lease"
+    return None
+
+
+def _name_scripts(entries: list[Entry]) -> None:
+    """`EVALSHA <name>` for every script call, named by what its calls ran."""
+    first: dict[str, str] = {}
+    ran: dict[str, set[str]] = {}
+    for entry in entries:
+        script = _script_id(entry)
+        if script is not None and entry.lua:
+            first.setdefault(script, entry.lua[0])
+            ran.setdefault(script, set()).update(entry.lua)
+    for entry in entries:
+        script = _script_id(entry)
+        if script is not None:
+            name = script_name(first.get(script, ""), ran.get(script, set()))
+            entry.name = f"EVALSHA {name or script[:8]}"
 
 
 def _interview_of(entry: Entry, deadlines_key: str) -> str | None:
@@ -196,12 +221,12 @@ def count_commands(
     per_delta_cmd = steady_cmd / steady_windows if steady_windows else 0.0
     bank = [e for e in entries if e.category == "question bank cache" and start <= e.at <= end]
     answer_cost += bank  # the evaluation reads the question from the cached bank
-    answer_rt, answer_cmd = _share(answer_cost)
+    answer_trips, answer_commands = _share(answer_cost)
     # The first delta of each stream shares its window with the evaluation's start: charge it
     # the steady cost and the rest of that window to the answer.
     first_deltas = deltas - steady_windows
-    answer_rt -= first_deltas * per_delta_rt
-    answer_cmd -= first_deltas * per_delta_cmd
+    answer_rt = answer_trips - first_deltas * per_delta_rt
+    answer_cmd = answer_commands - first_deltas * per_delta_cmd
     delta_rt, delta_cmd = per_delta_rt * deltas, per_delta_cmd * deltas
     mix = Counter(
         e.name

@@ -68,12 +68,15 @@ async def test_random_frames_get_documented_answers(
     client: httpx.AsyncClient, services: AppServices, live_server: str, frames: list[str]
 ) -> None:
     if not hasattr(services, "_fuzz_user"):
-        user = await verified_user(client, services, "fuzz@example.ru")
-        started = await client.post(
-            "/api/v1/interviews/technical/start", json={"level": "intern"}, headers=user["headers"]
-        )
-        services._fuzz_user = (user, started.json()["interviewId"])  # type: ignore[attr-defined]
-    user, interview_id = services._fuzz_user  # type: ignore[attr-defined]
+        services._fuzz_user = await verified_user(client, services, "fuzz@example.ru")  # type: ignore[attr-defined]
+    user = services._fuzz_user  # type: ignore[attr-defined]
+    # A new interview for every example: one example's `complete` must not leave the next
+    # ones an interview that is already over.
+    started = await client.post(
+        "/api/v1/interviews/technical/start", json={"level": "intern"}, headers=user["headers"]
+    )
+    assert started.status_code == 201, started.text
+    interview_id = started.json()["interviewId"]
     async with connect(f"ws://{live_server}/ws/v1/interview") as ws:
         await ws.send(
             json.dumps({"type": "hello", "token": user["token"], "interviewId": interview_id})
