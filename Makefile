@@ -13,8 +13,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint bench bench-nodes bench-llm seed create-admin backup restore schema clean \
-	chromium nginx
+.PHONY: run test lint eval bench bench-nodes bench-llm seed create-admin backup restore schema \
+	clean chromium nginx
 
 # constraints.txt pins every package the suite was last run with, so a new release upstream
 # cannot change a run; refresh it deliberately (pip freeze) when upgrading.
@@ -64,6 +64,13 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	node_modules/.bin/eslint .
+
+# Grading measured on the labelled answers in tests/evaluator/graded (both halves; the floors in
+# tests/evaluator/test_floors.py hold the test half). EVALUATOR=openai grades through the model
+# configured by OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL (any OpenAI-compatible server).
+EVALUATOR ?= local
+eval: $(STAMP)
+	$(BIN)/python -m tests.evaluator.run --evaluator $(EVALUATOR)
 
 # The benchmarks print their figures beside a baseline measured in the same run (see load/).
 bench: $(STAMP)

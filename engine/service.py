@@ -35,6 +35,7 @@ from engine.evaluator.base import (
     StreamItem,
 )
 from engine.evaluator.local import LocalEvaluator
+from engine.evaluator.rubric import rubric_from_key_points
 from engine.questions.repository import QuestionRepository
 from engine.questions.selection import Candidate, select
 from engine.state import (
@@ -330,6 +331,8 @@ class InterviewService:
             key_points=[p[lang] for p in points],
             keywords=[list(p["keywords"]) for p in points],
             tags=q.tags,
+            rubric=rubric_from_key_points(points),
+            slug=doc["slug"] if doc else "",
         )
 
     async def _stream(self, state: InterviewState, request: EvaluationRequest) -> Evaluation:

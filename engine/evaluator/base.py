@@ -50,6 +50,41 @@ class Evaluation:
         )
 
 
+Texts = tuple[str, str]  # (Russian, English)
+
+
+def pick(texts: Texts, language: str) -> str:
+    return texts[1] if language == "en" else texts[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpec:
+    """Phrases for what must be said (`says`) about `subject`; no subject: the question's own."""
+
+    subject: tuple[str, ...]
+    says: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MisconceptionSpec:
+    claims: tuple[ClaimSpec, ClaimSpec]  # Russian, English
+    text: Texts
+    correction: Texts
+
+
+@dataclass(frozen=True, slots=True)
+class RubricPoint:
+    """One key point of a question's rubric (see `engine/questions/bank.py`)."""
+
+    text: Texts
+    claims: tuple[ClaimSpec, ...]
+    follow_up: Texts | None = None
+    misconceptions: tuple[MisconceptionSpec, ...] = ()
+
+
+Rubric = tuple[RubricPoint, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluationRequest:
     """Everything an evaluator needs; the candidate's answer is data, never instructions."""
@@ -63,6 +98,8 @@ class EvaluationRequest:
     key_points: list[str] = field(default_factory=list)
     keywords: list[list[str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    rubric: Rubric = ()
+    slug: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """The OpenAI adapter of the evaluator port: the model grades, its feedback streams as it writes.
 
-The model answers with one JSON object whose first key is "feedback" (Chat Completions streaming
-with a strict JSON schema). The feedback's characters are decoded from the partial JSON as chunks
-arrive and yielded at once; the complete object is validated at the end.
+The model answers with one JSON object (Chat Completions streaming with a strict JSON schema): the
+candidate's claims judged against the rubric, then the feedback. The feedback's characters are
+decoded from the partial JSON as chunks arrive and yielded at once; the complete object is
+validated at the end, and the scores are computed from the judged claims in code, on the local
+evaluator's scale (`modelgrade.py`). An answer in the other language is graded on its content.
 
-Before the model: empty, "I don't know" and off-language answers score 0 locally ("precheck"); a
+Before the model: empty, "I don't know" and instruction-only answers score 0 locally
+("precheck"); a
 cached result for the same model, prompt version, question and normalised answer is replayed as a
 stream ("openai-cache", no tokens); past the daily token budget the local evaluator grades
 ("local-budget"). Around the model: retries with backoff and jitter on 429 (honouring Retry-After),
@@ -32,7 +35,9 @@ from core.settings import Settings
 from engine.evaluator.base import Delta, Done, Evaluation, EvaluationRequest, Reset, StreamItem
 from engine.evaluator.breaker import CircuitBreaker
 from engine.evaluator.chunks import StreamedCall
-from engine.evaluator.local import LocalEvaluator, chunks
+from engine.evaluator.language import is_off_language
+from engine.evaluator.local import LocalEvaluator, chunks, with_rubric
+from engine.evaluator.modelgrade import scores_of
 from engine.evaluator.precheck import precheck
 from engine.evaluator.prompting import PROMPT_VERSION, RESPONSE_FORMAT, build_messages, parse_output
 from engine.evaluator.result_cache import ResultCache, cache_key
@@ -156,7 +161,9 @@ class OpenAIEvaluator:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._tuning.deadline_sec
-        messages = build_messages(request)
+        request = with_rubric(request)
+        other_language = is_off_language(request.answer, request.language)
+        messages = build_messages(request, other_language)
         prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
         spent_in = spent_out = attempts = invalid = 0
         outcome = "unavailable"
@@ -217,11 +224,12 @@ class OpenAIEvaluator:
                     outcome = "invalid_result"
                     break
                 continue
+            scores = scores_of(request, output, other_language)
             evaluation = Evaluation(
-                score=output.score,
-                correctness=output.correctness,
-                completeness=output.completeness,
-                clarity=output.clarity,
+                score=scores.score,
+                correctness=scores.correctness,
+                completeness=scores.completeness,
+                clarity=scores.clarity,
                 feedback=output.feedback,
                 source=SOURCE,
                 tokens_in=spent_in,

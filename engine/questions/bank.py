@@ -36,11 +36,46 @@ class Localized(BaseModel):
         return self.en if language == "en" else self.ru
 
 
+Phrase = Annotated[str, Field(min_length=1, max_length=120)]
+
+
+class Claim(BaseModel):
+    """What an answer must say: `says` about `subject` (empty: the question's own subject).
+
+    Each entry is a phrase; words are compared by stem, a word ending in `*` matches any word
+    that starts with it, and `O(log n)`-style complexities are one token.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    subject: list[Phrase] = Field(default_factory=list, max_length=40)
+    says: list[Phrase] = Field(min_length=1, max_length=60)
+
+
+class LocalizedClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ru: Claim
+    en: Claim
+
+
+class Misconception(BaseModel):
+    """A common wrong version of a key point: the claim that asserts it and its correction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    claim: LocalizedClaim
+    text: Localized
+    correction: Localized
+
+
 class KeyPoint(BaseModel):
+    """A point a good answer makes; the rubric (claim, follow-up, misconceptions) grades it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     ru: Text
     en: Text
     keywords: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(min_length=1)
+    claim: LocalizedClaim | None = None
+    followUp: Localized | None = None
+    misconceptions: list[Misconception] = Field(default_factory=list, max_length=8)
 
 
 class BankQuestion(BaseModel):
@@ -59,10 +94,25 @@ class BankQuestion(BaseModel):
 
 bank_adapter: TypeAdapter[list[BankQuestion]] = TypeAdapter(list[BankQuestion])
 
+MIN_MISCONCEPTIONS = 2
+
+
+def rubric_problems(q: BankQuestion) -> list[str]:
+    """What keeps a question's rubric from being complete (empty when it is)."""
+    problems = [
+        f"key point {i}: no {name}"
+        for i, point in enumerate(q.keyPoints)
+        for name, value in (("claim", point.claim), ("followUp", point.followUp))
+        if value is None
+    ]
+    if sum(len(p.misconceptions) for p in q.keyPoints) < MIN_MISCONCEPTIONS:
+        problems.append(f"fewer than {MIN_MISCONCEPTIONS} misconceptions")
+    return problems
+
 
 @cache
 def load_bank() -> tuple[BankQuestion, ...]:
-    """Every question of every level file; raises if any file breaks the schema."""
+    """Every question of every level file; raises if any breaks the schema or lacks a rubric."""
     questions: list[BankQuestion] = []
     for level in LEVELS:
         path = BANK_DIR / f"{level}.json"
@@ -70,6 +120,9 @@ def load_bank() -> tuple[BankQuestion, ...]:
         for q in items:
             if q.level != level:
                 raise ValueError(f"{q.slug}: level {q.level} in {path.name}")
+            problems = rubric_problems(q)
+            if problems:
+                raise ValueError(f"{q.slug}: incomplete rubric: {'; '.join(problems)}")
         questions.extend(items)
     slugs = [q.slug for q in questions]
     if len(slugs) != len(set(slugs)):

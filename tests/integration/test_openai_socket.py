@@ -84,7 +84,7 @@ async def candidate(
 
 
 async def good_answer(services: AppServices, question_id: str) -> str:
-    """An answer that states every key point of the question (the fake grades by key points)."""
+    """An answer that states every key point of the question (the fake judges by key points)."""
     found = await services.engine.questions.by_ids("intern", [question_id])
     points = [p["ru"] for p in found[question_id]["keyPoints"]]
     return "Отвечу по пунктам. " + " ".join(f"{p}." for p in points)
@@ -125,7 +125,8 @@ async def test_feedback_arrives_token_by_token_before_the_result(
     assert done_at - deltas[0][0] > 0.3
     assert "".join(f["delta"] for _, f in deltas) == done["feedback"]
     assert done["source"] == "openai"
-    assert done["score"] == 10 and done["scores"]["correctness"] == 10
+    # Every point judged right; the score is the local scale's (a short answer loses a little).
+    assert done["scores"]["correctness"] == 10 and done["score"] >= 6
     assert done["feedback"].startswith("Вы раскрыли")
     assert fake.calls == 1
     assert answer.split(". ", 1)[1][:40] in fake.requests[0].user
