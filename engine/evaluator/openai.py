@@ -24,7 +24,8 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 import openai
@@ -95,7 +96,11 @@ class OpenAIEvaluator:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, cache: Cache, tuning: Tuning | None = None
+        cls,
+        settings: Settings,
+        cache: Cache,
+        tuning: Tuning | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> OpenAIEvaluator:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
         client = openai.AsyncOpenAI(
@@ -113,7 +118,10 @@ class OpenAIEvaluator:
             cache_ttl_sec=settings.openai_cache_ttl_sec,
             max_attempts=settings.openai_max_attempts,
             breaker=CircuitBreaker(
-                "openai", settings.openai_breaker_failures, settings.openai_breaker_cooldown_sec
+                "openai",
+                settings.openai_breaker_failures,
+                settings.openai_breaker_cooldown_sec,
+                clock=clock,
             ),
             usage=DailyUsage(
                 cache, settings.openai_daily_token_budget, settings.openai_budget_alert_ratio

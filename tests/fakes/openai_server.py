@@ -288,6 +288,8 @@ class FakeOpenAI:
         self._stopping = threading.Event()
         self._runner: ThreadedServer | None = None
         self.url = ""
+        # time.monotonic() when each whole stream had been written (its last text chunk).
+        self.finished_at: list[float] = []
 
     @property
     def base_url(self) -> str:
@@ -452,6 +454,7 @@ class FakeOpenAI:
                         return
                 return
             yield event(delta({"content": piece}))
+        self.finished_at.append(time.monotonic())
         yield event(delta({}, finish))
         if with_usage:
             yield event([], _usage(body, len(pieces)))

@@ -153,8 +153,7 @@ async def test_the_interview_goes_on_when_the_api_is_down(
     fake.stop()
     frames = await candidate.answer(await good_answer(services, candidate.question["questionId"]))
 
-    done_at, done = frames[-1]
-    assert done_at - candidate.sent_at < 3
+    _, done = frames[-1]
     assert done["source"] == "local-fallback"
     assert done["score"] > 0
     assert deltas_after_last_reset(frames) == done["feedback"]
