@@ -36,6 +36,7 @@ from protocol.v1.messages import (
     Hello,
     Ping,
     Pong,
+    SavedDraft,
     Welcome,
     client_adapter,
 )
@@ -226,6 +227,7 @@ class SocketSession:
         status: str,
         replay: Replay,
         token_expires: float = float("inf"),
+        draft: SavedDraft | None = None,
     ) -> None:
         """The token is good and the interview is the user's: welcome, then replay or snapshot.
 
@@ -241,6 +243,7 @@ class SocketSession:
             status=status,
             lastSeq=replay.head,
             epoch=replay.epoch,
+            draft=draft,
         )
         self._queue(_frame(welcome), counted=False)
         after = self._hello.lastSeq or 0

@@ -25,7 +25,7 @@ from core.security import AccessClaims, InvalidToken, TokenService
 from core.settings import Settings
 from core.socket_limits import SocketLimits
 from engine.bus.base import BusUnavailable, Subscription
-from engine.model import ProtocolViolation
+from engine.model import InterviewState, ProtocolViolation, Status
 from engine.service import InterviewService
 from engine.session import (
     Apply,
@@ -37,7 +37,7 @@ from engine.session import (
     Resnapshot,
     SocketSession,
 )
-from protocol.v1.messages import CloseCode, ErrorCode
+from protocol.v1.messages import CloseCode, ErrorCode, SavedDraft
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,7 @@ class SocketConnection:
             state.status.public,
             replay,
             self._expires(claims),
+            _draft_of(state),
         )
         self.tasks.append(asyncio.create_task(self._pump(self.subscription), name="ws-pump"))
         await self._leave_pending()
@@ -356,6 +357,13 @@ class SocketConnection:
             return
         self.session_id = claims.session_id
         session.reauthenticated(self._expires(claims))
+
+
+def _draft_of(state: InterviewState) -> SavedDraft | None:
+    current = state.current_question
+    if current is None or not state.draft or state.status is not Status.AWAITING_ANSWER:
+        return None
+    return SavedDraft(questionId=current.question_id, answer=state.draft)
 
 
 async def serve_socket(

@@ -124,6 +124,13 @@ class Scores(ServerFrame):
     clarity: float = Field(ge=0, le=10)
 
 
+class SavedDraft(ServerFrame):
+    """The answer typed so far for the current question, as the last `draft` frame left it."""
+
+    questionId: str
+    answer: str
+
+
 class Welcome(ServerFrame):
     type: Literal["welcome"] = "welcome"
     protocol: int = VERSION
@@ -131,6 +138,8 @@ class Welcome(ServerFrame):
     status: str
     lastSeq: int
     epoch: str
+    # Present when the current question has a saved draft: a page that reloads gets it back.
+    draft: SavedDraft | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class QuestionEvent(ServerFrame):

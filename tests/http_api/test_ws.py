@@ -332,3 +332,23 @@ async def test_rest_and_socket_drive_the_same_interview(
     accepted = [f for f in frames if f["type"] == "answer.accepted"]
     assert accepted[0]["questionId"] == first["questionId"]
     assert frames[-1]["type"] == "interview.completed"
+
+
+async def test_a_saved_draft_comes_back_with_the_welcome(
+    client: httpx.AsyncClient, services: AppServices, live_server: str
+) -> None:
+    user = await verified_user(client, services, "drafts@example.ru")
+    interview_id = await start(client, user)
+    ws = await open_socket(live_server, user["token"], interview_id)
+    assert "draft" not in await recv(ws)
+    question = await recv(ws)
+    draft = {"type": "draft", "questionId": question["questionId"], "answer": "половина ответа"}
+    await ws.send(json.dumps(draft))
+    await ws.send(json.dumps({"type": "ping", "nonce": "saved"}))
+    await recv_until(ws, "pong")
+    await ws.close()
+    # The page reloads: its new socket is welcomed with what was typed.
+    again = await open_socket(live_server, user["token"], interview_id, lastSeq=1)
+    welcome = await recv(again)
+    assert welcome["draft"] == {"questionId": question["questionId"], "answer": "половина ответа"}
+    await again.close()
