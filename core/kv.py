@@ -27,6 +27,11 @@ class Cache(Protocol):
     async def set(self, key: str, value: bytes, ttl_sec: int) -> None: ...
     async def delete(self, *keys: str) -> None: ...
 
+    async def incr(self, key: str, amount: int, ttl_sec: int) -> int:
+        """Add `amount` to the integer at `key` atomically (0 when absent); the new value. A key
+        created here lives `ttl_sec`; an existing one keeps its lifetime."""
+        ...
+
 
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_sec: int) -> RateDecision:
@@ -60,6 +65,14 @@ class MemoryCache:
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._items.pop(key, None)
+
+    async def incr(self, key: str, amount: int, ttl_sec: int) -> int:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            item = (time.monotonic() + ttl_sec, b"0")
+        value = int(item[1]) + amount
+        self._items[key] = (item[0], str(value).encode())
+        return value
 
 
 class MemoryRateLimiter:
@@ -108,6 +121,14 @@ class RedisCache:
         if keys:
             with redis_reachable():
                 await self._redis.delete(*(self._prefix + k for k in keys))
+
+    async def incr(self, key: str, amount: int, ttl_sec: int) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(self._prefix + key, amount)
+            pipe.expire(self._prefix + key, ttl_sec, nx=True)
+            with redis_reachable():
+                value, _ = await pipe.execute()
+        return int(value)
 
 
 # One round trip: count, start the window on the first hit, report the time left.

@@ -68,6 +68,11 @@ class Tuning:
     replay_words_per_delta: int = 3
 
 
+# Tokens a call is expected to write: set aside with the prompt's before the call, so that calls
+# in flight cannot take the day past its budget; settled with the real figure afterwards.
+EXPECTED_OUTPUT_TOKENS = 600
+
+
 class OpenAIEvaluator:
     name = "openai"
 
@@ -156,9 +161,6 @@ class OpenAIEvaluator:
         if cached is not None:
             hit = dataclasses.replace(cached, source=SOURCE_CACHE, tokens_in=0, tokens_out=0)
             return self._replay(hit, hit.feedback)
-        if await self.usage.exhausted():
-            log.warning("openai daily token budget spent; grading locally")
-            return self._local(request, SOURCE_BUDGET, (0, 0))
         return self._graded_by_model(request, key)
 
     # --- the model -----------------------------------------------------------------------------
@@ -173,12 +175,24 @@ class OpenAIEvaluator:
         other_language = is_off_language(request.answer, request.language)
         messages = build_messages(request, other_language)
         prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
+        estimate = prompt_chars // 4 + 1 + EXPECTED_OUTPUT_TOKENS
+        reservation = await self.usage.reserve(estimate)
+        if reservation is None:
+            log.warning("openai daily token budget spent; grading locally")
+            async with contextlib.aclosing(self._local(request, SOURCE_BUDGET, (0, 0))) as items:
+                async for item in items:
+                    yield item
+            return
         spent_in = spent_out = attempts = invalid = 0
         outcome = "unavailable"
         while True:
             permit = self.breaker.allow()
             if permit is None:
                 outcome = "circuit_open"
+                break
+            if attempts and not await self.usage.extend(reservation, estimate):
+                self.breaker.release(permit)
+                outcome = "budget"
                 break
             attempts += 1
             call = StreamedCall()
@@ -243,7 +257,7 @@ class OpenAIEvaluator:
                 tokens_in=spent_in,
                 tokens_out=spent_out,
             )
-            await self.usage.add(spent_in + spent_out)
+            await self.usage.settle(reservation, spent_in + spent_out)
             await self._results.put(key, evaluation)
             log.info(
                 "openai graded",
@@ -258,7 +272,7 @@ class OpenAIEvaluator:
             )
             yield Done(evaluation)
             return
-        await self.usage.add(spent_in + spent_out)
+        await self.usage.settle(reservation, spent_in + spent_out)
         log.warning(
             "openai unavailable; the local evaluator grades",
             extra={"reason": outcome, "attempts": attempts, "breaker": self.breaker.state},

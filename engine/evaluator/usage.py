@@ -1,8 +1,10 @@
-"""Daily token usage of the model, kept in the cache port (shared through Redis across nodes).
+"""Daily token usage of the model, counted atomically in the cache port (Redis across nodes).
 
-The count is a read-modify-write: serialised per process, it can lose an increment when two nodes
-add at the same instant. That is an accepted error for a budget that guards against runaway cost,
-not for billing: the per-interview token counts are exact.
+Before a call, the evaluation reserves the tokens it may spend; the reservation fails when it
+would take the day past the budget, so calls in flight on any node cannot overshoot it. After
+the call the reservation is settled with what was really spent. A cache that cannot be reached
+lets the call go (the budget guards against runaway cost; an outage of the cache should not stop
+grading) and the figure is caught up when the cache answers again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.kv import Cache
@@ -23,6 +26,15 @@ CACHE_TIMEOUT_SEC = 1.0
 
 def _utc_today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+@dataclass
+class Reservation:
+    """Tokens set aside for one evaluation on `day`; `counted` is False when the cache failed."""
+
+    day: str
+    tokens: int
+    counted: bool
 
 
 class DailyUsage:
@@ -39,12 +51,12 @@ class DailyUsage:
         self.budget = budget
         self._alert_at = budget * alert_ratio
         self._today = today
-        self._lock = asyncio.Lock()
         self._alerted_on: str | None = None
         self._last: tuple[str, int] = ("", 0)
 
     async def usage_today(self) -> int:
-        """Tokens used so far today (UTC); the last known figure when the cache is unreachable."""
+        """Tokens used (or set aside for calls in flight) today, UTC; the last known figure when
+        the cache is unreachable."""
         day = self._today()
         try:
             async with asyncio.timeout(CACHE_TIMEOUT_SEC):
@@ -56,22 +68,50 @@ class DailyUsage:
         self._last = (day, value)
         return value
 
-    async def exhausted(self) -> bool:
-        return self.budget > 0 and await self.usage_today() >= self.budget
-
-    async def add(self, tokens: int) -> None:
-        if tokens <= 0:
-            return
-        day = self._today()
+    async def _add(self, day: str, tokens: int) -> int | None:
         try:
-            # Bounded as a whole: behind a slow cache the queue for the lock must not grow.
-            async with asyncio.timeout(3 * CACHE_TIMEOUT_SEC), self._lock:
-                total = await self.usage_today() + tokens
-                self._last = (day, total)
-                await self._cache.set(KEY_PREFIX + day, str(total).encode(), KEY_TTL_SEC)
+            async with asyncio.timeout(CACHE_TIMEOUT_SEC):
+                total = await self._cache.incr(KEY_PREFIX + day, tokens, KEY_TTL_SEC)
         except Exception:
             log.warning("token usage not recorded", extra={"usage": tokens}, exc_info=True)
-            return
+            return None
+        self._last = (day, total)
+        return total
+
+    async def reserve(self, tokens: int) -> Reservation | None:
+        """Set `tokens` aside for a call; None when that would pass today's budget."""
+        day = self._today()
+        total = await self._add(day, tokens)
+        if total is None:
+            return Reservation(day, 0, counted=False)
+        if self.budget > 0 and total > self.budget:
+            await self._add(day, -tokens)
+            return None
+        return Reservation(day, tokens, counted=True)
+
+    async def extend(self, reservation: Reservation, tokens: int) -> bool:
+        """Set more aside for another attempt of the same call; False past the budget."""
+        more = await self.reserve(tokens)
+        if more is None:
+            return False
+        reservation.tokens += more.tokens
+        return True
+
+    async def settle(self, reservation: Reservation, spent: int) -> None:
+        """Replace what was set aside with what the call really spent."""
+        total = await self._add(reservation.day, spent - reservation.tokens)
+        if total is not None:
+            self._alert(reservation.day, total)
+
+    async def add(self, tokens: int) -> None:
+        """Count tokens spent outside a reservation."""
+        if tokens > 0:
+            day = self._today()
+            total = await self._add(day, tokens)
+            if total is not None:
+                self._alert(day, total)
+
+    def _alert(self, day: str, total: int) -> None:
         if self.budget > 0 and total >= self._alert_at and self._alerted_on != day:
             self._alerted_on = day
             log.warning(

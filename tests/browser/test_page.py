@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -268,7 +271,19 @@ def test_dropped_socket_and_node_restart_resume_without_duplicated_feedback(
     wait_scored(page, third)
     screenshot(page, artifacts / "interview-resumed.png")
 
-    # REST after the access token expired: 401, one refresh, the same request again.
+    # The socket kept its session alive in-band: fresh tokens went out in `auth` frames.
+    auths = [f for f in sockets.sent if f.get("type") == "auth"]
+    assert auths and auths[-1]["token"] != sockets.hellos()[0]["token"]
+
+    # REST after the access token expired: 401, one refresh, the same request again. The socket
+    # stops renewing first, and the test waits until the last token it sent has expired.
+    page.evaluate("() => window.__interviewSocket.stop()")
+    last = [f["token"] for f in sockets.sent if f.get("type") in ("hello", "auth")][-1]
+    expires = token_expiry(last)
+    deadline = time.monotonic() + 30
+    while time.time() <= expires + 0.2:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(100)
     api_calls.clear()
     page.get_by_role("link", name="History").click()
     expect(page.locator(f'.history-item[data-interview-id="{interview_id}"]')).to_contain_text(
@@ -286,6 +301,13 @@ def test_dropped_socket_and_node_restart_resume_without_duplicated_feedback(
         expect(page.locator(".questions .qcard")).to_have_count(4)
         expect(card(page, second).locator(".feedback")).to_have_text(stored)
         expect(answer_box(page)).to_be_visible()
+
+
+def token_expiry(token: str) -> float:
+    """The `exp` of a JWT, read without checking it (the test only needs the time)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims["exp"])
 
 
 def test_time_running_out_submits_the_saved_draft(

@@ -182,7 +182,7 @@ def text_after_last_reset(items: list[tuple[float, StreamItem]]) -> str:
 async def test_feedback_streams_while_the_model_writes(
     fake: FakeOpenAI, make_evaluator: MakeEvaluator
 ) -> None:
-    fake.script(Normal(token_delay=0.05))
+    fake.script(Normal(token_delay=0.02))
     items = await collect(make_evaluator(), request_for(GOOD_EN))
 
     evaluation = done(items)
@@ -649,30 +649,43 @@ async def test_usage_is_counted_per_day_and_past_the_budget_the_local_evaluator_
     per_call = one_call.tokens_in + one_call.tokens_out
     caplog.clear()
 
-    # Alert past 60% of a budget of 2.5 calls; stop after the budget.
+    # Alert past 40% of a budget of about four calls; never spend past the budget.
     evaluator = make_evaluator(
         cache=cache,
-        openai_daily_token_budget=int(per_call * 2.5),
-        openai_budget_alert_ratio=0.6,
+        openai_daily_token_budget=per_call * 4,
+        openai_budget_alert_ratio=0.4,
     )
+    budget = evaluator.usage.budget
     spent = 0
-    for n in range(3):
+    sources = []
+    for n in range(8):
         evaluation = done(await collect(evaluator, request_for(GOOD_EN + f" #{n}")))
-        assert evaluation.source == "openai"
+        sources.append(evaluation.source)
         spent += evaluation.tokens_in + evaluation.tokens_out
-        assert await evaluator.usage_today() == spent
-        alerts = [r for r in caplog.records if "budget nearly spent" in r.getMessage()]
-        assert len(alerts) == (0 if n == 0 else 1)
-        if alerts:
-            assert alerts[0].__dict__["usedToday"] >= 0.6 * evaluator.usage.budget
-    calls = fake.calls
-
-    evaluation = done(await collect(evaluator, request_for(GOOD_EN + " #4")))
-    assert evaluation.source == "local-budget"
-    assert fake.calls == calls
-    assert await evaluator.usage_today() == spent
+        assert await evaluator.usage_today() == spent <= budget
+    assert sources[0] == "openai" and sources[-1] == "local-budget"
+    cut = sources.index("local-budget")
+    assert sources == ["openai"] * cut + ["local-budget"] * (8 - cut), "no call after the cut"
+    assert fake.calls == 1 + cut  # the probe, then the calls the budget allowed
+    alerts = [r for r in caplog.records if "budget nearly spent" in r.getMessage()]
+    assert len(alerts) == 1 and alerts[0].__dict__["usedToday"] >= 0.4 * budget
     # The day's usage lives in the shared cache: another node sees it.
     assert await make_evaluator(cache=cache).usage_today() == spent
+
+
+async def test_calls_in_flight_on_several_nodes_cannot_pass_the_budget(
+    fake: FakeOpenAI, make_evaluator: MakeEvaluator, cache: Cache
+) -> None:
+    probe = done(await collect(make_evaluator(cache=MemoryCache()), request_for(GOOD_EN)))
+    per_call = probe.tokens_in + probe.tokens_out
+    fake.default = Normal(token_delay=0.005)  # all of them are in flight at once
+    nodes = [make_evaluator(cache=cache, openai_daily_token_budget=per_call * 3) for _ in range(3)]
+    results = await asyncio.gather(
+        *(collect(nodes[n % 3], request_for(GOOD_EN + f" {n}")) for n in range(9))
+    )
+    sources = [done(items).source for items in results]
+    assert "local-budget" in sources and "openai" in sources
+    assert await nodes[0].usage_today() <= per_call * 3
 
 
 # --- answers graded before the model -----------------------------------------------------------
