@@ -29,6 +29,7 @@ import httpx
 import psutil
 from pymongo import MongoClient
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,6 +450,10 @@ class RedisClusterServers:
     @property
     def ports(self) -> list[int]:
         return [server.port for server in self.servers]
+
+    def client(self) -> RedisCluster:
+        """A cluster client (blocking, text replies), as a test or a benchmark inspects it."""
+        return RedisCluster(host=HOST, port=self.alive()[0].port, decode_responses=True)
 
     def start(self, timeout: float = 60.0) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
