@@ -15,7 +15,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core.settings import Settings
 
 
-
 class ClusterClient(RedisCluster):
     """redis-py's cluster client, which reads the slot map before it routes a command.
 

@@ -99,4 +99,3 @@ async def test_a_plain_redis_url_still_opens_one_server(mongo_url: str, tmp_path
     finally:
         await opened.db.client.drop_database(settings.mongodb_db)
         await opened.close()
-
