@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from core.redis_client import UNREACHABLE, RedisClient
-from engine.bus.base import BusUnavailable
+from core.redis_client import RedisClient
 from engine.bus.redis_keys import (
     deadline_keys,
     deadline_shard,
@@ -62,8 +60,7 @@ class RedisLiveStore:
     """Live interview states, deadlines and leases in Redis, shared by every node.
 
     On a Redis Cluster the deadlines are spread over `DEADLINE_SHARDS` sorted sets with hash
-    tags of their own, so that they live on every master; a claim visits every shard, each with
-    a script of its own, all at once.
+    tags of their own, so that they live on every master; a claim visits every shard.
     """
 
     def __init__(self, redis: RedisClient, prefix: str, state_ttl_sec: int = WEEK_SEC) -> None:
@@ -116,25 +113,16 @@ class RedisLiveStore:
                 due = await self._claim_due(keys=self._deadlines, args=[repr(now), limit])
             return [text(member) for member in due]
         share = -(-limit // len(self._deadlines))
-        claims = await asyncio.gather(
-            *(self._claim_due(keys=[key], args=[repr(now), share]) for key in self._deadlines),
-            return_exceptions=True,
-        )
-        # A shard whose master is failing over keeps its entries for a later call; what the
-        # others handed out is returned, since they no longer hold it.
-        claimed: list[str] = []
-        lost: list[BaseException] = []
-        for result in claims:
-            if isinstance(result, BaseException):
-                lost.append(result)
-            else:
-                claimed.extend(text(member) for member in result)
-        for error in lost:
-            if not isinstance(error, UNREACHABLE):
-                raise error
-        if lost and not claimed:
-            raise BusUnavailable("Redis is unreachable") from lost[0]
-        return claimed
+        with reachable():
+            # One pipeline: each master gets its shards' claims in one round trip, all at once.
+            # EVAL, since a pipeline cannot load a script a master does not have yet; Redis
+            # keeps the compiled script after the first call. A reply lost in a failover loses
+            # that shard's claims; `rearm_deadlines` schedules them again from the database.
+            async with self._cluster.pipeline(transaction=False) as pipe:
+                for key in self._deadlines:
+                    pipe.eval(_CLAIM_DUE, 1, key, repr(now), share)
+                claims = await pipe.execute()
+        return [text(member) for due in claims for member in due]
 
     async def acquire_lease(self, key: str, owner: str, ttl_sec: float) -> bool:
         """Take the lease when it is free or already ours (then its TTL starts over)."""
