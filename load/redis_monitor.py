@@ -11,6 +11,10 @@ events their seq), so a window's cost belongs to the events of that append.
 Scripts are named by what the capture shows them doing (the commands they run inside Lua),
 never by the product's source: the one that XADDs to a stream appends events, the one that
 starts with ZRANGEBYSCORE claims due deadlines, and so on.
+
+MONITOR does not show pipelining. A Redis Cluster's deadline claims (one script per deadline
+shard) go out as one pipeline per master four times a second; claims that one connection sent
+within `PIPELINE_GAP_SEC` of each other are counted as one round trip.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 INTERVIEW = re.compile(r"iv:\{([0-9a-f]{24})\}|lease:eval:\{?([0-9a-f]{24})\}?:")
 EVENT_TYPE = re.compile(r'\\"type\\":\\"([a-z.]+)\\"')
 BURST_GAP_SEC = 1.0
+PIPELINE_GAP_SEC = 0.01
 
 
 @dataclass
@@ -35,7 +40,7 @@ class Entry:
     name: str  # the command, or "EVALSHA <script>"
     args: list[str]
     lua: list[str] = field(default_factory=list)
-    queued: bool = False  # inside MULTI ... EXEC: not a round trip of its own
+    queued: bool = False  # inside MULTI ... EXEC or a pipeline: not a round trip of its own
     interview: str | None = None
     category: str = "other"
     events: list[str] = field(default_factory=list)
@@ -122,6 +127,12 @@ def _name_scripts(entries: list[Entry]) -> None:
         if script is not None:
             name = script_name(first.get(script, ""), ran.get(script, set()))
             entry.name = f"EVALSHA {name or script[:8]}"
+    last_claim: dict[str, float] = {}
+    for entry in entries:
+        if entry.name == "EVALSHA claim_due":
+            if entry.at - last_claim.get(entry.source, -1.0) <= PIPELINE_GAP_SEC:
+                entry.queued = True  # in the same pipeline as the claim before it
+            last_claim[entry.source] = entry.at
 
 
 def _is_deadlines(key: str, deadlines_key: str) -> bool:
