@@ -60,6 +60,15 @@ return first
 # On a cluster the batch goes out with SPUBLISH, to the subscribers of the interview's shard only.
 _APPEND_SHARDED = _APPEND.replace("'PUBLISH'", "'SPUBLISH'")
 
+# The replay as one script on a cluster: what the MULTI/EXEC does on one Redis, atomically too,
+# for a fifth of the client's CPU (redis-py's cluster transactions are costly in Python).
+_REPLAY = """
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'head')
+return {meta[1], meta[2], redis.call('XRANGE', KEYS[2], ARGV[3], '+')}
+"""
+
 
 def _new_epoch() -> str:
     return uuid.uuid4().hex[:12]
@@ -104,6 +113,7 @@ class RedisBus:
         if isinstance(redis, RedisCluster):
             self._cluster = redis
             self._append = redis.register_script(_APPEND_SHARDED)
+            self._replay = redis.register_script(_REPLAY)
         else:
             self._append = redis.register_script(_APPEND)
             source = redis.connection_pool
@@ -138,16 +148,23 @@ class RedisBus:
     async def replay(self, interview_id: str, after_seq: int) -> Replay:
         """The history after `after_seq`, in order, with the epoch and head read atomically."""
         meta = self._key(interview_id, "meta")
-        # A cluster client reads the slot map when the pipeline opens: that may fail too.
-        with reachable():
+        stream = self._key(interview_id, "stream")
+        start = f"{max(after_seq + 1, 0)}-0"
+        # An unknown interview gets its epoch now, as the embedded bus does, so the first append
+        # keeps the epoch a client was already told.
+        if self._cluster is not None:
+            with reachable():
+                raw = await self._replay(keys=[meta, stream], args=[_new_epoch(), self._ttl, start])
+            epoch, raw_head, raw_entries = raw
+            entries = [(entry_id, {fields[0]: fields[1]}) for entry_id, fields in raw_entries]
+        else:
             async with self._redis.pipeline(transaction=True) as pipe:
-                # An unknown interview gets its epoch now, as the embedded bus does, so the
-                # first append keeps the epoch a client was already told.
                 pipe.hsetnx(meta, "epoch", _new_epoch())
                 pipe.expire(meta, self._ttl, nx=True)
                 pipe.hmget(meta, ["epoch", "head"])
-                pipe.xrange(self._key(interview_id, "stream"), min=f"{max(after_seq + 1, 0)}-0")
-                _, _, (epoch, raw_head), entries = await pipe.execute()
+                pipe.xrange(stream, min=start)
+                with reachable():
+                    _, _, (epoch, raw_head), entries = await pipe.execute()
         head = int(raw_head or 0)
         events: list[Stamped] = []
         for entry_id, fields in entries:
