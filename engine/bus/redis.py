@@ -61,7 +61,7 @@ return first
 _APPEND_SHARDED = _APPEND.replace("'PUBLISH'", "'SPUBLISH'")
 
 # The replay as one script on a cluster: what the MULTI/EXEC does on one Redis, atomically too,
-# for a fifth of the client's CPU (redis-py's cluster transactions are costly in Python).
+# for a tenth of the client's CPU (redis-py's cluster transactions are costly in Python).
 _REPLAY = """
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
