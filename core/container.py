@@ -6,12 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from core.db import Database
 from core.embedded_mongo import EmbeddedMongo
 from core.kv import (
@@ -25,6 +19,7 @@ from core.kv import (
 from core.mail.base import MailSender
 from core.mail.outbox import OutboxMailSender
 from core.mailing import SEND_MAIL_JOB, Mailer, make_send_mail_job
+from core.redis_client import RedisClient, open_redis
 from core.revocations import MemoryRevocations, RedisRevocations, Revocations
 from core.settings import Settings
 from core.socket_limits import MemorySocketLimits, RedisSocketLimits, SocketLimits
@@ -37,7 +32,7 @@ log = logging.getLogger(__name__)
 class Infrastructure:
     settings: Settings
     db: Database
-    redis: Redis | None
+    redis: RedisClient | None
     cache: Cache
     limiter: RateLimiter
     mail_sender: MailSender
@@ -91,23 +86,11 @@ async def open_infrastructure(
     db = Database(mongo_url, settings.mongodb_db)
     await db.ensure_indexes()
 
-    redis: Redis | None = None
+    redis: RedisClient | None = None
     cache: Cache
     limiter: RateLimiter
     if settings.redis_url:
-        # A blocking pool: under load a command waits for a free connection instead of failing.
-        # A connection that broke while idle in the pool (Redis restarted) is replaced and the
-        # command tried again, a few times with a short backoff, before an error is raised.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=5,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        redis = Redis(connection_pool=pool)
+        redis = open_redis(settings)
         cache = RedisCache(redis, settings.redis_key_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_key_prefix)
         revocations: Revocations = RedisRevocations(redis, settings.redis_key_prefix)
@@ -130,7 +113,7 @@ async def open_infrastructure(
         queue = InProcessTaskQueue(jobs)
     components = {
         "mongo": "embedded secantusdb" if embedded else "mongodb",
-        "redis": "redis" if redis is not None else "in-process",
+        "redis": _redis_kind(settings) if redis is not None else "in-process",
         "mail": "sendpulse" if settings.sendpulse_enabled else "outbox",
         "tasks": type(queue).__name__,
     }
@@ -150,3 +133,7 @@ async def open_infrastructure(
         embedded_mongo=embedded,
         components=components,
     )
+
+
+def _redis_kind(settings: Settings) -> str:
+    return "redis cluster" if settings.redis_cluster_mode else "redis"

@@ -1,4 +1,8 @@
-"""Cache and rate-limit ports, each with a Redis adapter and an in-process one."""
+"""Cache and rate-limit ports, each with a Redis adapter and an in-process one.
+
+Every Redis key here is a key of its own (one command or a one-key script), so the adapters work
+on one Redis server and on a Redis Cluster alike; `delete` of several keys is split by slot.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from core.errors import Unavailable
+from core.redis_client import UNREACHABLE, RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +98,12 @@ class MemoryRateLimiter:
 def redis_reachable() -> Iterator[None]:
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except UNREACHABLE as exc:
         raise Unavailable("The cache is unreachable; retry shortly") from exc
 
 
 class RedisCache:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix + "cache:"
 
@@ -142,7 +143,7 @@ return {count, ttl}
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix + "rl:"
         self._script = redis.register_script(_HIT_SCRIPT)

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+
+from core.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class MemoryRevocations(_Listeners):
 class RedisRevocations(_Listeners):
     """Every node subscribes to one channel; a lost connection is re-established with backoff."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         super().__init__()
         self._redis = redis
         self._channel = f"{prefix}revocations"
@@ -118,7 +120,7 @@ class RedisRevocations(_Listeners):
         while True:
             pubsub: PubSub | None = None
             try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub = await self._pubsub()
                 await pubsub.subscribe(self._channel)
                 self._subscribed.set()
                 failures = 0
@@ -140,6 +142,16 @@ class RedisRevocations(_Listeners):
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _pubsub(self) -> PubSub:
+        if isinstance(self._redis, RedisCluster):
+            # A cluster delivers a plain PUBLISH to the subscribers of every node: one node's
+            # connection hears every revocation, whichever node it was published on.
+            await self._redis.initialize()
+            return self._redis.pubsub(
+                node=self._redis.get_default_node(), ignore_subscribe_messages=True
+            )
+        return self._redis.pubsub(ignore_subscribe_messages=True)
 
     def _handle(self, data: bytes | str) -> None:
         try:

@@ -18,6 +18,7 @@ DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"
 DEFAULT_PEPPER = "dev-only-password-pepper"
 DEFAULT_REFERENCE_KEY = "dev-only-payment-reference-key"
 MIN_SECRET_LENGTH = 32
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 class Plan(BaseModel):
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     mongodb_url: str = ""
     mongodb_db: str = "interview_platform"
     redis_url: str = ""
+    # A Redis Cluster behind REDIS_URL (any node of it); a `redis+cluster://` URL says so too.
+    redis_cluster: bool = False
     redis_key_prefix: str = "ip:"
     redis_max_connections: int = Field(default=500, ge=1)
     celery_broker_url: str = ""
@@ -189,6 +192,12 @@ class Settings(BaseSettings):
         return _csv(value)
 
     @model_validator(mode="after")
+    def _cluster_needs_url(self) -> Settings:
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("REDIS_CLUSTER=1 needs REDIS_URL (the address of a cluster node)")
+        return self
+
+    @model_validator(mode="after")
     def _fill_base_url(self) -> Settings:
         if not self.public_base_url:
             object.__setattr__(self, "public_base_url", f"http://{self.host}:{self.port}")
@@ -209,6 +218,19 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return not self.redis_url
+
+    @property
+    def redis_cluster_mode(self) -> bool:
+        """REDIS_URL names a Redis Cluster: `REDIS_CLUSTER=1` or a `redis+cluster://` URL."""
+        return bool(self.redis_url) and (
+            self.redis_cluster or self.redis_url.startswith(CLUSTER_SCHEMES)
+        )
+
+    @property
+    def redis_client_url(self) -> str:
+        """REDIS_URL as redis-py reads it (`redis+cluster://` becomes `redis://`)."""
+        scheme, sep, rest = self.redis_url.partition("://")
+        return f"{scheme.removesuffix('+cluster')}{sep}{rest}"
 
     @property
     def openai_enabled(self) -> bool:

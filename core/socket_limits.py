@@ -12,9 +12,8 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from redis.asyncio import Redis
-
 from core.kv import redis_reachable
+from core.redis_client import RedisClient
 
 # A node refreshes its sockets' entries this often; an entry lapses after three missed rounds.
 HEARTBEAT_SEC = 20.0
@@ -125,7 +124,7 @@ return 0
 
 
 class RedisSocketLimits:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self._register = redis.register_script(_REGISTER)

@@ -282,7 +282,7 @@ class InterviewService:
     async def _evaluate(
         self, interview_id: str, index: int, resumed: bool, known: InterviewState | None
     ) -> None:
-        lease = f"eval:{interview_id}:{index}"
+        lease = f"eval:{{{interview_id}}}:{index}"  # {id}: the interview's Redis Cluster slot
         if not await self.live.acquire_lease(lease, self.node_id, self.lease_ttl):
             return
         interview_id_var.set(interview_id)

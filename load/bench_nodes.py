@@ -1,5 +1,6 @@
 """Benchmark (`make bench-nodes`): sessions across nodes, measured on two real nodes sharing one
-Redis and one MongoDB-protocol server, all started here on 127.0.0.1:
+Redis (or, with `--cluster`, a Redis Cluster of 3 masters) and one MongoDB-protocol server, all
+started here on 127.0.0.1:
 
 1. cross-node delivery latency beside same-node, the baseline (two sockets per interview, one
    per node, held by the same client);
@@ -9,16 +10,18 @@ Redis and one MongoDB-protocol server, all started here on 127.0.0.1:
 
     .venv/bin/python -m load.bench_nodes            # full run, about 8 minutes on 2 cores
     .venv/bin/python -m load.bench_nodes --quick    # a small run, under a minute
+    .venv/bin/python -m load.bench_nodes --cluster  # either of them on a Redis Cluster
 
 It prints a table (medians over repetitions, the baseline and the target beside each figure)
-and writes the raw numbers to load/results/nodes.json. Figures are reported, never asserted: on
-a small shared machine the clients, both nodes, Redis and the database compete for the same
-cores.
+and writes the raw numbers to load/results/nodes.json (nodes-cluster.json with `--cluster`).
+Figures are reported, never asserted: on a small shared machine the clients, both nodes, Redis
+and the database compete for the same cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -36,6 +39,7 @@ from load.nodes_report import print_report
 from load.redis_monitor import count_commands
 
 RESULTS = RESULTS_DIR / "nodes.json"
+RESULTS_CLUSTER = RESULTS_DIR / "nodes-cluster.json"
 CTX = multiprocessing.get_context("spawn")
 LATENCY_WORKERS = 2
 
@@ -451,38 +455,60 @@ def settle(node: ProductNode, timeout: float = 30.0) -> None:
 
 
 def run_commands(cluster: Cluster, pool: Pool, plan: Plan) -> dict[str, Any]:
-    """A small latency run under MONITOR: every command, and which ones ran inside Lua."""
-    monitor_file = cluster.tmp / "monitor.txt"
+    """A small latency run under MONITOR (on every master of a cluster): every command, and
+    which ones ran inside Lua."""
     offset = min(plan.latency_interviews, len(pool) - plan.commands_interviews)
     ids = {iv for _, iv in pool[offset : offset + plan.commands_interviews]}
-    args = ["redis-cli", "-h", HOST, "-p", str(cluster.redis.port), "monitor"]
-    monitor = Process("redis-cli monitor", args, env=inherited_env(), log=monitor_file)
-    with cluster.redis.client() as redis, monitor:
-        monitor.launch()
+    servers = cluster.redis_servers
+    monitors = [
+        Process(
+            f"redis-cli monitor {server.port}",
+            ["redis-cli", "-h", HOST, "-p", str(server.port), "monitor"],
+            env=inherited_env(),
+            log=cluster.tmp / f"monitor-{server.port}.txt",
+        )
+        for server in servers
+    ]
+    stats: dict[str, int] = {}
+    commandstats: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(server.client()) for server in servers]
+        for monitor in monitors:
+            stack.enter_context(monitor).launch()
 
         def monitoring() -> bool:
-            return any("O" in str(c.get("flags", "")) for c in redis.client_list())
+            return all(
+                any("O" in str(c.get("flags", "")) for c in redis.client_list())
+                for redis in clients
+            )
 
-        wait_until(monitoring, 10, "MONITOR attached", check=monitor.check)
-        redis.config_resetstat()
+        def check() -> None:
+            for monitor in monitors:
+                monitor.check()
+
+        wait_until(monitoring, 10, "MONITOR attached", check=check)
+        for redis in clients:
+            redis.config_resetstat()
         started = time.monotonic()
         latency = run_latency(
             cluster, pool, plan, plan.commands_answers, plan.commands_interviews, offset
         )
         elapsed = time.monotonic() - started
-        stats = redis.info("stats")
-        commandstats = redis.info("commandstats")
-    text = monitor_file.read_text(errors="replace")
-    counted = count_commands(text, cluster.prefix, ids, *latency["wall"])
+        for redis in clients:
+            processed = int(redis.info("stats").get("total_commands_processed", 0))
+            stats["total_commands_processed"] = stats.get("total_commands_processed", 0) + processed
+            for name, value in redis.info("commandstats").items():
+                name = name.removeprefix("cmdstat_")
+                commandstats[name] = commandstats.get(name, 0) + int(value["calls"])
+    texts = [monitor.log.read_text(errors="replace") for monitor in monitors]
+    counted = count_commands(texts, cluster.prefix, ids, *latency["wall"])
     counted["per_socket_hello_and_close_round_trips"] = round(
         counted["per_socket_hello_and_close_round_trips"] / (2 * len(ids)), 2
     )
     counted["elapsed_sec"] = round(elapsed, 2)
     counted["events_seen_by_clients"] = latency["events"]
-    counted["total_commands_processed"] = int(stats.get("total_commands_processed", 0))
-    counted["commandstats"] = {
-        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in commandstats.items()
-    }
+    counted["total_commands_processed"] = stats.get("total_commands_processed", 0)
+    counted["commandstats"] = commandstats
     return counted
 
 
@@ -492,6 +518,9 @@ def run_commands(cluster: Cluster, pool: Pool, plan: Plan) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a Redis Cluster of 3 masters, not one Redis"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     nofile = raise_nofile()
@@ -502,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": machine(),
         "plan": asdict(plan),
+        "redis_cluster": args.cluster,
         "node_settings": NODE_SETTINGS,
         "storm_pool": STORM_POOL,
         "latency_light": [],
@@ -515,15 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         "node_log_warnings": {},
     }
     try:
-        with Cluster(dict(NODE_SETTINGS), STORM_POOL) as cluster:
-            log(f"cluster up in {time.monotonic() - started:.1f} s")
-            results["redis"] = cluster.redis.version()
+        with Cluster(dict(NODE_SETTINGS), STORM_POOL, redis_cluster=args.cluster) as cluster:
+            log(f"nodes up in {time.monotonic() - started:.1f} s")
+            results["redis"] = cluster.redis_version()
             pool = build_pool(cluster, plan.users, plan.pool)
             log(f"{len(pool)} interviews started ({time.monotonic() - started:.1f} s)")
             run_phases(cluster, pool, plan, results)
     finally:
         results["elapsed_sec"] = round(time.monotonic() - started, 1)
-        written = write_results(results, RESULTS)
+        written = write_results(results, RESULTS_CLUSTER if args.cluster else RESULTS)
     print_report(results)
     print(f"raw numbers: {written}; elapsed: {results['elapsed_sec']} s")
     return 0

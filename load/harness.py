@@ -1,5 +1,6 @@
-"""Real processes for the benchmarks and the tests: product nodes, a private `redis-server`, the
-SecantusDB server (the MongoDB wire protocol), and the CPU and memory of a process tree.
+"""Real processes for the benchmarks and the tests: product nodes, a private `redis-server` (or a
+private Redis Cluster of them), the SecantusDB server (the MongoDB wire protocol), and the CPU and
+memory of a process tree.
 
 Every process runs on 127.0.0.1, writes its output to a log file, and is waited for on a
 condition with a deadline (a health endpoint, a PING), never for a fixed time. Stopping a process
@@ -28,6 +29,7 @@ import httpx
 import psutil
 from pymongo import MongoClient
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,13 +360,22 @@ def product_env(
 
 class RedisServer(Process):
     """A private `redis-server` without persistence, so that it can be restarted, monitored or
-    flushed without touching anyone else's data."""
+    flushed without touching anyone else's data; `extra` adds configuration (`--name value`)."""
 
-    def __init__(self, log: Path, *, port: int | None = None, max_clients: int = 10_000) -> None:
+    def __init__(
+        self,
+        log: Path,
+        *,
+        port: int | None = None,
+        max_clients: int = 10_000,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.port = port or free_port()
         args = ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", ""]
-        args += ["--appendonly", "no", "--maxclients", str(max_clients)]
-        super().__init__("redis-server", args, env=inherited_env([COVERAGE_VARIABLE]), log=log)
+        args += ["--appendonly", "no", "--maxclients", str(max_clients), *extra]
+        super().__init__(
+            f"redis-server:{self.port}", args, env=inherited_env([COVERAGE_VARIABLE]), log=log
+        )
 
     @property
     def url(self) -> str:
@@ -387,6 +398,222 @@ class RedisServer(Process):
     def version(self) -> str:
         with self.client() as redis:
             return str(redis.info("server").get("redis_version", "?"))
+
+
+class RedisClusterServers:
+    """A private Redis Cluster on loopback ports: `masters` `redis-server` processes in cluster
+    mode (and `replicas` replicas of each), the slots assigned by `redis-cli --cluster create`.
+
+    Ready when every node says `cluster_state:ok` and knows every other node, every slot is
+    served and each master has its replicas. `node_timeout_ms` is `cluster-node-timeout`: how long
+    a master may be unreachable before its replica takes over (Redis's default is 15 s; a shorter
+    one makes failover tests quick, a longer one keeps a busy machine from failing nodes over).
+    """
+
+    SLOTS = 16384
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        masters: int = 3,
+        replicas: int = 0,
+        node_timeout_ms: int = 15_000,
+        max_clients: int = 10_000,
+    ) -> None:
+        if masters < 3:
+            raise ValueError("redis-cli --cluster create needs at least 3 masters")
+        self.folder = folder
+        self.masters = masters
+        self.replicas = replicas
+        self.servers: list[RedisServer] = []
+        for _ in range(masters * (1 + replicas)):
+            port = free_port()
+            config = folder / f"nodes-{port}.conf"
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", str(config)]
+            # The cluster bus port: by default port + 10000, which a free port may not allow.
+            extra += ["--cluster-port", str(free_port())]
+            extra += ["--cluster-node-timeout", str(node_timeout_ms), "--dir", str(folder)]
+            # A replica answers for its slots right after a takeover; nothing waits for a
+            # full resync of data that no test needs from before the failover.
+            extra += ["--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0"]
+            server = RedisServer(
+                folder / f"redis-{port}.log", port=port, max_clients=max_clients, extra=extra
+            )
+            self.servers.append(server)
+
+    @property
+    def url(self) -> str:
+        """REDIS_URL for the product: one node is enough, the client finds the others."""
+        return f"redis+cluster://{HOST}:{self.servers[0].port}/0"
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def client(self) -> RedisCluster:
+        """A cluster client (blocking, text replies), as a test or a benchmark inspects it."""
+        return RedisCluster(host=HOST, port=self.alive()[0].port, decode_responses=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for server in self.servers:
+                server.start(timeout)
+            create = ["redis-cli", "--cluster", "create"]
+            create += [f"{HOST}:{port}" for port in self.ports]
+            create += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+            done = subprocess.run(
+                create, capture_output=True, text=True, timeout=timeout, check=False
+            )
+            if done.returncode != 0:
+                raise ProcessFailed(
+                    f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}"
+                )
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def alive(self) -> list[RedisServer]:
+        return [server for server in self.servers if server.alive()]
+
+    def healthy(self) -> bool:
+        """Every running node sees the cluster ok, all slots served and the expected masters."""
+        running = self.alive()
+        try:
+            for server in running:
+                with server.client() as redis:
+                    info = redis.execute_command("CLUSTER", "INFO")
+                    state = _cluster_info(info)
+                    if state.get("cluster_state") != "ok":
+                        return False
+                    if int(state.get("cluster_known_nodes", 0)) < len(running):
+                        return False
+                    if int(state.get("cluster_slots_ok", 0)) != self.SLOTS:
+                        return False
+                    if int(state.get("cluster_size", 0)) != self.masters:
+                        return False
+                    replication = redis.info("replication")
+                    if replication.get("role") == "master" and self.replicas:
+                        online = [
+                            value
+                            for name, value in replication.items()
+                            if name.startswith("slave")
+                            and isinstance(value, dict)
+                            and value.get("state") == "online"
+                        ]
+                        if len(online) < self.replicas:
+                            return False
+        except RedisError:
+            return False
+        return True
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        def check() -> None:
+            for server in self.servers:
+                server.check()
+
+        try:
+            wait_until(self.healthy, timeout, "redis cluster ok", check=check, interval=0.1)
+        except TimeoutError as exc:
+            logs = "\n".join(server.tail(800) for server in self.servers)
+            raise ProcessFailed(f"{exc}\n{logs}") from None
+
+    def master_of(self, key: str) -> RedisServer:
+        """The server that holds `key`'s slot now, as the first live node sees it."""
+        slot, nodes = self._slot_table(key)
+        for start, end, host, port in nodes:
+            if start <= slot <= end:
+                return next(s for s in self.servers if s.port == port and HOST == host)
+        raise LookupError(f"no node serves slot {slot}")
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        with master.client() as redis:
+            replication = redis.info("replication")
+        ports = {
+            int(value["port"])
+            for name, value in replication.items()
+            if name.startswith("slave") and isinstance(value, dict)
+        }
+        return [server for server in self.servers if server.port in ports]
+
+    def move_slot(self, key: str, target: RedisServer, timeout: float = 30.0) -> None:
+        """Migrate the slot of `key`, with its keys, to the master `target`, as a resharding
+        does (IMPORTING/MIGRATING, MIGRATE, then SETSLOT NODE on every master)."""
+        source = self.master_of(key)
+        if source is target:
+            return
+        with source.client() as src, target.client() as dst:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            source_id = src.execute_command("CLUSTER", "MYID")
+            target_id = dst.execute_command("CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", HOST, target.port, "", 0, 5000, "KEYS", *keys)
+        for server in self.alive():
+            with server.client() as redis:
+                if redis.info("replication").get("role") == "master":
+                    redis.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        wait_until(lambda: self.master_of(key) is target, timeout, f"slot {slot} moved")
+
+    def fail_over(self, key: str, timeout: float = 60.0) -> RedisServer:
+        """Kill (SIGKILL) the master that serves `key`; return its replica once that serves the
+        slot and every live node sees the cluster ok."""
+        old = self.master_of(key)
+        if not self.replicas_of(old):
+            raise ValueError("a master without replicas cannot fail over")
+        old.kill()
+
+        def taken_over() -> bool:
+            try:
+                if self.master_of(key) is old:
+                    return False
+                for server in self.alive():
+                    with server.client() as redis:
+                        info = _cluster_info(redis.execute_command("CLUSTER", "INFO"))
+                        if info.get("cluster_state") != "ok":
+                            return False
+            except (RedisError, LookupError, StopIteration):
+                return False
+            return True
+
+        wait_until(taken_over, timeout, "replica took over", interval=0.1)
+        return self.master_of(key)
+
+    def _slot_table(self, key: str) -> tuple[int, list[tuple[int, int, str, int]]]:
+        server = self.alive()[0]
+        with server.client() as redis:
+            slot = int(redis.execute_command("CLUSTER", "KEYSLOT", key))
+            table = redis.execute_command("CLUSTER", "SLOTS")
+        rows = [(int(r[0]), int(r[1]), str(r[2][0]), int(r[2][1])) for r in table]
+        return slot, rows
+
+    def version(self) -> str:
+        return self.alive()[0].version()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _cluster_info(info: object) -> dict[str, str]:
+    if isinstance(info, dict):
+        return {str(k): str(v) for k, v in info.items()}
+    pairs = (line.split(":", 1) for line in str(info).splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 class MongoServer(Process):

@@ -1,6 +1,7 @@
-"""What `load.bench_nodes` runs against: a private `redis-server`, the SecantusDB server and two
-product nodes sharing them, all on 127.0.0.1 in a temporary folder removed afterwards; and the
-interviews the scenarios share, set up over the public API."""
+"""What `load.bench_nodes` runs against: a private `redis-server` (or a private 3-master Redis
+Cluster), the SecantusDB server and two product nodes sharing them, all on 127.0.0.1 in a
+temporary folder removed afterwards; and the interviews the scenarios share, set up over the
+public API."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from load.clients import hello, open_socket
-from load.harness import MongoServer, ProductNode, RedisServer, product_env
+from load.harness import (
+    MongoServer,
+    ProductNode,
+    RedisClusterServers,
+    RedisServer,
+    product_env,
+)
 from load.measure import RAISED_LIMITS
 from load.users import Account, bounded, http_client, register_users
 
@@ -26,11 +33,19 @@ BEYOND_HISTORY = 2**31 - 1
 
 
 class Cluster:
-    """Redis + a MongoDB-protocol server + nodes A and B sharing them."""
+    """Redis (one server, or a cluster of 3 masters) + a MongoDB-protocol server + nodes A and
+    B sharing them."""
 
-    def __init__(self, overrides: dict[str, str], redis_options: str = "") -> None:
+    def __init__(
+        self, overrides: dict[str, str], redis_options: str = "", *, redis_cluster: bool = False
+    ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
-        self.redis = RedisServer(self.tmp / "redis.log", max_clients=20_000)
+        self.redis_cluster: RedisClusterServers | None = None
+        self.redis: RedisServer | None = None
+        if redis_cluster:
+            self.redis_cluster = RedisClusterServers(self.tmp / "redis-cluster", max_clients=20_000)
+        else:
+            self.redis = RedisServer(self.tmp / "redis.log", max_clients=20_000)
         self.mongo = MongoServer(self.tmp / "mongo", self.tmp / "mongo.log")
         self.db_name = f"bench_{uuid.uuid4().hex[:10]}"
         self.prefix = f"bn:{uuid.uuid4().hex[:8]}:"
@@ -50,8 +65,23 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def redis_servers(self) -> list[RedisServer]:
+        """Every Redis server (the masters, on a cluster)."""
+        if self.redis_cluster is not None:
+            return self.redis_cluster.servers
+        assert self.redis is not None
+        return [self.redis]
+
+    def redis_version(self) -> str:
+        version = self.redis_servers[0].version()
+        return f"{version}, cluster of {len(self.redis_servers)}" if self.redis_cluster else version
+
     def env(self) -> dict[str, str]:
-        redis_url = self.redis.url + (f"?{self.redis_options}" if self.redis_options else "")
+        base = (
+            self.redis_cluster.url if self.redis_cluster is not None else self.redis_servers[0].url
+        )
+        redis_url = base + (f"?{self.redis_options}" if self.redis_options else "")
         return product_env(
             {
                 **RAISED_LIMITS,
@@ -74,7 +104,11 @@ class Cluster:
         )
 
     def start(self) -> None:
-        self.redis.start()
+        if self.redis_cluster is not None:
+            self.redis_cluster.start()
+        else:
+            assert self.redis is not None
+            self.redis.start()
         self.mongo.start()
         self.a = self.node("a")
         self.a.start()  # the first node seeds the question bank; then the second starts
@@ -99,9 +133,10 @@ class Cluster:
             if node is not None:
                 with contextlib.suppress(Exception):
                     node.kill()
-        for server in (self.redis, self.mongo):
-            with contextlib.suppress(Exception):
-                server.stop()
+        for server in (self.redis, self.redis_cluster, self.mongo):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -189,4 +224,4 @@ def count_diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def describe(cluster: Cluster) -> dict[str, Any]:
-    return {"redis": cluster.redis.version(), "db": cluster.db_name, "prefix": cluster.prefix}
+    return {"redis": cluster.redis_version(), "db": cluster.db_name, "prefix": cluster.prefix}

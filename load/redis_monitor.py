@@ -1,15 +1,20 @@
-"""Count Redis round trips and commands per engine message from a `redis-cli monitor` capture.
+"""Count Redis round trips and commands per engine message from `redis-cli monitor` captures
+(one per server: a Redis Cluster's masters are monitored one by one and merged by time).
 
 MONITOR prints every command a client sent, and after an EVAL/EVALSHA the commands its script
 ran (source `lua`). A round trip is one top-level command, except that a MULTI ... EXEC block
 (a transactional pipeline) is one. Top-level commands are attributed to an interview by the
-keys they touch (`iv:{id}:...`, `lease:eval:<id>:...`, the member of the deadlines set); each
+keys they touch (`iv:{id}:...`, `lease:eval:{id}:...`, the member of a deadlines set); each
 interview's commands are then cut into windows that end at an append (the script that gives
 events their seq), so a window's cost belongs to the events of that append.
 
 Scripts are named by what the capture shows them doing (the commands they run inside Lua),
 never by the product's source: the one that XADDs to a stream appends events, the one that
 starts with ZRANGEBYSCORE claims due deadlines, and so on.
+
+MONITOR does not show pipelining. A Redis Cluster's deadline claims (one script per deadline
+shard) go out as one pipeline per master four times a second; claims that one connection sent
+within `PIPELINE_GAP_SEC` of each other are counted as one round trip.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 
 LINE = re.compile(r"^(\d+\.\d+) \[\d+ ([^\]]+)\] (.*)$")
 ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
-INTERVIEW = re.compile(r"iv:\{([0-9a-f]{24})\}|lease:eval:([0-9a-f]{24}):")
+INTERVIEW = re.compile(r"iv:\{([0-9a-f]{24})\}|lease:eval:\{?([0-9a-f]{24})\}?:")
 EVENT_TYPE = re.compile(r'\\"type\\":\\"([a-z.]+)\\"')
 BURST_GAP_SEC = 1.0
+PIPELINE_GAP_SEC = 0.01
 
 
 @dataclass
@@ -34,7 +40,7 @@ class Entry:
     name: str  # the command, or "EVALSHA <script>"
     args: list[str]
     lua: list[str] = field(default_factory=list)
-    queued: bool = False  # inside MULTI ... EXEC: not a round trip of its own
+    queued: bool = False  # inside MULTI ... EXEC or a pipeline: not a round trip of its own
     interview: str | None = None
     category: str = "other"
     events: list[str] = field(default_factory=list)
@@ -48,7 +54,16 @@ class Entry:
         return 1 + len(self.lua)
 
 
-def parse(text: str) -> list[Entry]:
+def parse(texts: str | list[str]) -> list[Entry]:
+    """The entries of one capture, or of several (one per server) merged by time."""
+    if isinstance(texts, str):
+        texts = [texts]
+    entries = sorted((e for text in texts for e in _parse_one(text)), key=lambda e: e.at)
+    _name_scripts(entries)
+    return entries
+
+
+def _parse_one(text: str) -> list[Entry]:
     entries: list[Entry] = []
     in_multi: set[str] = set()
     for line in text.splitlines():
@@ -72,7 +87,6 @@ def parse(text: str) -> list[Entry]:
         elif command == "MULTI":
             in_multi.add(source)
         entries.append(entry)
-    _name_scripts(entries)
     return entries
 
 
@@ -113,10 +127,25 @@ def _name_scripts(entries: list[Entry]) -> None:
         if script is not None:
             name = script_name(first.get(script, ""), ran.get(script, set()))
             entry.name = f"EVALSHA {name or script[:8]}"
+    last_claim: dict[str, float] = {}
+    for entry in entries:
+        if entry.name == "EVALSHA claim_due":
+            if entry.at - last_claim.get(entry.source, -1.0) <= PIPELINE_GAP_SEC:
+                entry.queued = True  # in the same pipeline as the claim before it
+            last_claim[entry.source] = entry.at
+
+
+def _is_deadlines(key: str, deadlines_key: str) -> bool:
+    """The deadlines set, or one of its shards on a cluster (`deadlines:{d<n>}`)."""
+    return key == deadlines_key or key.startswith(deadlines_key + ":")
 
 
 def _interview_of(entry: Entry, deadlines_key: str) -> str | None:
-    if entry.name in ("ZADD", "ZREM") and len(entry.args) > 2 and entry.args[1] == deadlines_key:
+    if (
+        entry.name in ("ZADD", "ZREM")
+        and len(entry.args) > 2
+        and _is_deadlines(entry.args[1], deadlines_key)
+    ):
         return entry.args[-1]
     for arg in entry.args[1:6]:
         found = INTERVIEW.search(arg)
@@ -142,7 +171,7 @@ def classify(entries: list[Entry], prefix: str, ids: set[str]) -> None:
             entry.category = "token check"
         elif entry.name == "EVALSHA claim_due":
             entry.category = "deadline timer"
-        elif entry.name in ("PING", "HELLO", "CLIENT", "SELECT", "SCRIPT"):
+        elif entry.name in ("PING", "HELLO", "CLIENT", "SELECT", "SCRIPT", "CLUSTER", "COMMAND"):
             entry.category = "connection"
     _mark_rearm(entries, deadlines_key)
 
@@ -160,7 +189,9 @@ def _mark_rearm(entries: list[Entry], deadlines_key: str) -> None:
             else:
                 spans.append([entry.at, entry.at])
     for entry in entries:
-        if entry.name == "ZADD" and entry.args[1:2] == [deadlines_key]:
+        if entry.name == "ZADD" and _is_deadlines(
+            entry.args[1] if entry.args[1:] else "", deadlines_key
+        ):
             for start, end in bursts.get(entry.source, []):
                 if start <= entry.at <= end:
                     entry.category = "deadline re-arm"
@@ -171,7 +202,7 @@ def _share(entries: list[Entry]) -> tuple[int, int]:
 
 
 def count_commands(
-    text: str, prefix: str, ids: set[str], start: float, end: float
+    text: str | list[str], prefix: str, ids: set[str], start: float, end: float
 ) -> dict[str, Any]:
     """Round trips and commands per engine message of the interviews `ids`, between `start` and
     `end` (wall clock); the interviews' commands outside it are their sockets' hello and close.

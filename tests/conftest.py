@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from core.settings import Settings
 from http_api.app import create_app
 from http_api.services import AppServices
-from load.harness import MongoServer
+from load.harness import MongoServer, RedisClusterServers
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,15 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A private Redis Cluster of 3 masters on loopback ports, started once per test process
+    that needs it and shared by its tests (each uses its own key prefix)."""
+    with RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        cluster.start()
+        yield cluster
 
 
 def make_settings(mongo_url: str, data_dir: Path, **overrides: Any) -> Settings:

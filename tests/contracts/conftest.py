@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from core.redis_client import RedisClient, open_redis
+from core.settings import Settings
+from load.harness import RedisClusterServers
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ADAPTERS = ["embedded", "redis"]
 
@@ -29,3 +33,11 @@ async def prefix(redis: Redis) -> AsyncIterator[str]:
     keys = [key async for key in redis.scan_iter(match=f"{value}*", count=1000)]
     if keys:
         await redis.delete(*keys)
+
+
+@pytest.fixture
+async def cluster_client(redis_cluster: RedisClusterServers) -> AsyncIterator[RedisClient]:
+    """A client on the private Redis Cluster, built as the product builds it."""
+    client = open_redis(Settings(_env_file=None, redis_url=redis_cluster.url))
+    yield client
+    await client.aclose()

@@ -10,9 +10,13 @@ from core.socket_limits import MemorySocketLimits, RedisSocketLimits, SocketLimi
 from tests.contracts.conftest import ADAPTERS
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=[*ADAPTERS, "cluster"])
 def limits(request: pytest.FixtureRequest, redis: Redis, prefix: str) -> SocketLimits:
-    return MemorySocketLimits() if request.param == "embedded" else RedisSocketLimits(redis, prefix)
+    if request.param == "embedded":
+        return MemorySocketLimits()
+    if request.param == "cluster":
+        return RedisSocketLimits(request.getfixturevalue("cluster_client"), prefix)
+    return RedisSocketLimits(redis, prefix)
 
 
 async def test_pending_sockets_are_counted_per_address(limits: SocketLimits) -> None:

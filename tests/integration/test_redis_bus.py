@@ -1,4 +1,8 @@
-"""The Redis session bus and live store over a real Redis; two clients stand for two nodes."""
+"""The Redis session bus and live store over a real Redis; two clients stand for two nodes.
+
+Every test runs twice: on this machine's Redis (`REDIS_URL`) and on a private 3-master Redis
+Cluster, where the bus fans out with sharded pub/sub and the deadlines are sharded.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,22 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from core.redis_client import ClusterClient, RedisClient
 from engine.bus.base import BusUnavailable, Stamped
 from engine.bus.redis import RedisBus, RedisLiveStore
+from load.harness import HOST, RedisClusterServers
 from protocol.v1.messages import UNSEQUENCED, FeedbackDelta, server_adapter
 from protocol.v1.wire import encode, number
 
@@ -27,8 +35,71 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 UNREACHABLE_URL = "redis://127.0.0.1:1"
 IV = "64f1c0de0000000000000001"
 
-Connect = Callable[..., Redis]
+Connect = Callable[..., RedisClient]
 Node = Callable[..., RedisBus]
+
+
+@dataclass
+class Backend:
+    """Where a test's Redis lives: this machine's Redis, or the private cluster."""
+
+    url: str
+    servers: RedisClusterServers | None = None
+
+    def client(self, url: str | None = None, **options: Any) -> RedisClient:
+        if self.servers is None:
+            return Redis.from_url(url or self.url, **options)
+        return ClusterClient.from_url(url or self.url, **options)
+
+    def primaries(self, redis: RedisClient) -> list[Any]:
+        assert isinstance(redis, RedisCluster)
+        return list(redis.get_primaries())
+
+    async def channels(self, redis: RedisClient, pattern: str) -> list[bytes]:
+        """The channels with subscribers (on a cluster: the shard channels of every master)."""
+        if not isinstance(redis, RedisCluster):
+            names = list(await redis.pubsub_channels(pattern))
+        else:
+            await redis.initialize()
+            names = []
+            for node in self.primaries(redis):
+                names += await redis.execute_command(
+                    "PUBSUB", "SHARDCHANNELS", pattern, target_nodes=node
+                )
+        return [name if isinstance(name, bytes) else name.encode() for name in names]
+
+    async def subscribers(self, redis: RedisClient, channel: bytes) -> int:
+        if not isinstance(redis, RedisCluster):
+            return int((await redis.pubsub_numsub(channel))[0][1])
+        node = redis.get_node_from_key(channel.decode())
+        reply = await redis.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=node)
+        return int(reply[1])
+
+    async def pubsub_clients(self, redis: RedisClient, name: str) -> int:
+        """Pub/sub connections named `name`, over every server."""
+        if not isinstance(redis, RedisCluster):
+            clients = await redis.client_list(_type="pubsub")
+            return sum(1 for client in clients if client.get("name") == name)
+        await redis.initialize()
+        count = 0
+        for node in self.primaries(redis):
+            clients = await redis.client_list(_type="pubsub", target_nodes=node)
+            count += sum(1 for client in clients if client.get("name") == name)
+        return count
+
+    def masters_of(self, redis: RedisClient, channels: list[bytes]) -> int:
+        """How many servers hold these channels: one without a cluster."""
+        if not isinstance(redis, RedisCluster):
+            return 1
+        return len({str(redis.get_node_from_key(channel.decode())) for channel in channels})
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "redis":
+        return Backend(REDIS_URL)
+    servers: RedisClusterServers = request.getfixturevalue("redis_cluster")
+    return Backend(f"redis://{HOST}:{servers.ports[0]}/0", servers)
 
 
 @pytest.fixture
@@ -37,17 +108,17 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def connect(prefix: str) -> AsyncIterator[Connect]:
+async def connect(backend: Backend, prefix: str) -> AsyncIterator[Connect]:
     """Opens clients (one per node); afterwards deletes the test's keys and closes them all."""
-    clients: list[Redis] = []
+    clients: list[RedisClient] = []
 
-    def open_client(url: str = REDIS_URL, **options: Any) -> Redis:
-        client = Redis.from_url(url, **options)
+    def open_client(url: str | None = None, **options: Any) -> RedisClient:
+        client = backend.client(url, **options)
         clients.append(client)
         return client
 
     yield open_client
-    cleaner = Redis.from_url(REDIS_URL)
+    cleaner = backend.client()
     keys = [key async for key in cleaner.scan_iter(match=f"{prefix}*", count=1000)]
     if keys:
         await cleaner.delete(*keys)
@@ -56,7 +127,7 @@ async def connect(prefix: str) -> AsyncIterator[Connect]:
 
 
 @pytest.fixture
-def redis(connect: Connect) -> Redis:
+def redis(connect: Connect) -> RedisClient:
     return connect()
 
 
@@ -65,7 +136,7 @@ async def nodes(connect: Connect, prefix: str) -> AsyncIterator[Node]:
     """Builds a RedisBus per node, each on its own client, and closes them after the test."""
     buses: list[RedisBus] = []
 
-    def node(client: Redis | None = None, **options: Any) -> RedisBus:
+    def node(client: RedisClient | None = None, **options: Any) -> RedisBus:
         bus = RedisBus(client or connect(), prefix, **options)
         buses.append(bus)
         return bus
@@ -184,7 +255,9 @@ async def test_trimmed_history_makes_an_old_position_incomplete(nodes: Node) -> 
     assert (await bus.replay(IV, 295)).complete
 
 
-async def test_a_lost_counter_starts_a_new_epoch(nodes: Node, redis: Redis, prefix: str) -> None:
+async def test_a_lost_counter_starts_a_new_epoch(
+    nodes: Node, redis: RedisClient, prefix: str
+) -> None:
     bus = nodes()
     await bus.append(IV, batch(1, 2, 3, 4, 5))
     old = await bus.replay(IV, 0)
@@ -200,7 +273,9 @@ async def test_a_lost_counter_starts_a_new_epoch(nodes: Node, redis: Redis, pref
     assert not (await bus.replay(IV, 5)).complete  # a client at 5 gets a snapshot
 
 
-async def test_a_lost_stream_changes_the_epoch(nodes: Node, redis: Redis, prefix: str) -> None:
+async def test_a_lost_stream_changes_the_epoch(
+    nodes: Node, redis: RedisClient, prefix: str
+) -> None:
     bus = nodes()
     await bus.append(IV, batch(1, 2, 3, 4, 5))
     old = await bus.replay(IV, 0)
@@ -216,10 +291,11 @@ async def test_a_lost_stream_changes_the_epoch(nodes: Node, redis: Redis, prefix
 
 
 async def test_append_and_replay_are_one_round_trip_each(
-    nodes: Node, monkeypatch: pytest.MonkeyPatch
+    nodes: Node, monkeypatch: pytest.MonkeyPatch, backend: Backend
 ) -> None:
     bus = nodes()
-    await bus.append("warm-up", batch(0))  # the first call may have to load the script
+    await bus.append(IV, batch(0))  # the first calls on a server may have to load the scripts
+    await bus.replay(IV, 0)
     sent: list[bytes] = []
     original = Connection.send_packed_command
 
@@ -237,7 +313,11 @@ async def test_append_and_replay_are_one_round_trip_each(
     await bus.replay(IV, 3)
 
     assert len(appended) == 5 and all(b"EVALSHA" in command for command in appended)
-    assert len(sent) == 1 and b"XRANGE" in sent[0] and b"HMGET" in sent[0]
+    assert len(sent) == 1
+    if backend.servers is None:  # a MULTI/EXEC transaction
+        assert b"XRANGE" in sent[0] and b"HMGET" in sent[0]
+    else:  # a script: redis-py's cluster transactions cost several times its CPU
+        assert b"EVALSHA" in sent[0]
 
 
 # --- fan-out -------------------------------------------------------------------------------------
@@ -271,24 +351,21 @@ async def test_every_subscriber_of_an_interview_gets_every_event(nodes: Node) ->
 
 
 async def test_one_pubsub_connection_per_node_and_the_last_close_unsubscribes(
-    nodes: Node, connect: Connect, redis: Redis, prefix: str
+    nodes: Node, connect: Connect, redis: RedisClient, prefix: str, backend: Backend
 ) -> None:
     name = f"node-{uuid.uuid4().hex[:8]}"
     bus = nodes(connect(client_name=name))
     first, second = await bus.subscribe(IV), await bus.subscribe(IV)
     others = [await bus.subscribe(f"other-{i}") for i in range(3)]
 
-    async def channels() -> list[Any]:
-        return list(await redis.pubsub_channels(f"{prefix}*"))
-
-    async def pubsub_clients() -> int:
-        clients = await redis.client_list(_type="pubsub")
-        return sum(1 for client in clients if client.get("name") == name)
+    async def channels() -> list[bytes]:
+        return await backend.channels(redis, f"{prefix}*")
 
     [channel] = [c for c in await channels() if IV.encode() in c]
     assert len(await channels()) == 4
-    assert await pubsub_clients() == 1
-    assert (await redis.pubsub_numsub(channel))[0][1] == 1
+    # One per node and Redis server: on a cluster, one per master that serves these channels.
+    assert await backend.pubsub_clients(redis, name) == backend.masters_of(redis, await channels())
+    assert await backend.subscribers(redis, channel) == 1
 
     await first.close()
     assert channel in await channels()
@@ -309,7 +386,7 @@ async def _empty(channels: Callable[[], Any]) -> bool:
 
 
 async def test_a_restarted_history_ends_live_subscriptions(
-    nodes: Node, redis: Redis, prefix: str
+    nodes: Node, redis: RedisClient, prefix: str
 ) -> None:
     a, b = nodes(), nodes()
     subscription = await a.subscribe(IV)
@@ -344,7 +421,7 @@ class RedisProxy:
 
     def __init__(self, target: str) -> None:
         parts = urlsplit(target)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self._parts = parts
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -374,7 +451,7 @@ class RedisProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
@@ -393,18 +470,55 @@ class RedisProxy:
         sink.close()
 
 
+class Proxies:
+    """A proxy in front of every server of the backend; the node that connects through them
+    (on a cluster, with its addresses remapped to the proxies) loses Redis when they are cut."""
+
+    def __init__(self, backend: Backend) -> None:
+        if backend.servers is None:
+            self._proxies = [RedisProxy(REDIS_URL)]
+        else:
+            self._proxies = [RedisProxy(f"redis://{HOST}:{p}/0") for p in backend.servers.ports]
+        self.cluster = backend.servers is not None
+
+    @property
+    def url(self) -> str:
+        return self._proxies[0].url
+
+    def options(self) -> dict[str, Any]:
+        """Client options besides the URL: a lost connection is tried again only once."""
+        options: dict[str, Any] = {"retry": Retry(NoBackoff(), 1)}
+        if self.cluster:
+            options["address_remap"] = self._remap
+        return options
+
+    def _remap(self, address: tuple[str, int]) -> tuple[str, int]:
+        for proxy in self._proxies:
+            if proxy.target == address:
+                return HOST, proxy.port
+        return address
+
+    async def start(self) -> None:
+        for proxy in self._proxies:
+            await proxy.start()
+
+    async def cut(self) -> None:
+        for proxy in self._proxies:
+            await proxy.cut()
+
+
 @pytest.fixture
-async def proxy() -> AsyncIterator[RedisProxy]:
-    server = RedisProxy(REDIS_URL)
-    await server.start()
-    yield server
-    await server.cut()
+async def proxy(backend: Backend) -> AsyncIterator[Proxies]:
+    proxies = Proxies(backend)
+    await proxies.start()
+    yield proxies
+    await proxies.cut()
 
 
 async def test_subscribers_outlive_a_lost_connection_and_catch_up(
-    nodes: Node, connect: Connect, proxy: RedisProxy
+    nodes: Node, connect: Connect, proxy: Proxies
 ) -> None:
-    a = nodes(connect(proxy.url, retry=Retry(NoBackoff(), 1)))
+    a = nodes(connect(proxy.url, **proxy.options()))
     b = nodes()
     subscription = await a.subscribe(IV)
     stream = aiter(subscription)
@@ -428,9 +542,9 @@ async def test_subscribers_outlive_a_lost_connection_and_catch_up(
 
 
 async def test_subscriptions_end_when_the_history_was_lost_meanwhile(
-    nodes: Node, connect: Connect, proxy: RedisProxy, redis: Redis, prefix: str
+    nodes: Node, connect: Connect, proxy: Proxies, redis: RedisClient, prefix: str
 ) -> None:
-    a = nodes(connect(proxy.url, retry=Retry(NoBackoff(), 1)))
+    a = nodes(connect(proxy.url, **proxy.options()))
     b = nodes()
     subscription = await a.subscribe(IV)
     stream = aiter(subscription)
@@ -510,7 +624,7 @@ async def test_each_due_interview_is_claimed_by_exactly_one_node(
     assert sorted(await b.claim_due(9000.0)) == sorted(f"later-{r}" for r in range(20))
 
 
-async def test_schedule_overwrites_and_cancel_removes(redis: Redis, prefix: str) -> None:
+async def test_schedule_overwrites_and_cancel_removes(redis: RedisClient, prefix: str) -> None:
     store = RedisLiveStore(redis, prefix)
     await store.schedule("moved", 10.0)
     await store.schedule("moved", 30.0)
@@ -553,7 +667,7 @@ async def test_leases_are_exclusive_and_only_their_owner_renews_or_releases(
 
 
 async def test_an_append_retried_after_a_lost_reply_is_applied_once(
-    nodes: Node, redis: Redis, prefix: str
+    nodes: Node, redis: RedisClient, prefix: str
 ) -> None:
     bus = nodes()
     await bus.append(IV, batch(1))
@@ -571,3 +685,153 @@ async def test_an_append_retried_after_a_lost_reply_is_applied_once(
     assert calls == [2] and seqs(stamped) == [2, 3]
     replay = await bus.replay(IV, 0)
     assert replay.head == 3 and seqs(replay.events) == [1, 2, 3]
+
+
+# --- only on a cluster ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster_backend(redis_cluster: RedisClusterServers) -> Backend:
+    return Backend(f"redis://{HOST}:{redis_cluster.ports[0]}/0", redis_cluster)
+
+
+@pytest.fixture
+async def on_cluster(cluster_backend: Backend, prefix: str) -> AsyncIterator[Connect]:
+    """`connect` on the cluster, for the tests that only a cluster has."""
+    async with _clients(cluster_backend, prefix) as open_client:
+        yield open_client
+
+
+@contextlib.asynccontextmanager
+async def _clients(backend: Backend, prefix: str) -> AsyncIterator[Connect]:
+    clients: list[RedisClient] = []
+
+    def open_client(url: str | None = None, **options: Any) -> RedisClient:
+        client = backend.client(url, **options)
+        clients.append(client)
+        return client
+
+    try:
+        yield open_client
+    finally:
+        cleaner = backend.client()
+        keys = [key async for key in cleaner.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await cleaner.delete(*keys)
+        for client in [cleaner, *clients]:
+            await client.aclose()
+
+
+def _slot(redis: RedisClient, key: str | bytes) -> int:
+    assert isinstance(redis, RedisCluster)
+    return redis.keyslot(key)
+
+
+async def test_an_interviews_keys_and_channel_share_one_slot(
+    on_cluster: Connect, prefix: str
+) -> None:
+    redis = on_cluster()
+    bus, store = RedisBus(redis, prefix), RedisLiveStore(redis, prefix)
+    subscription = await bus.subscribe(IV)
+    await bus.append(IV, batch(1))
+    await bus.replay(IV, 0)
+    assert await store.save(IV, {"version": 1}, 0)
+    assert await store.acquire_lease(f"eval:{{{IV}}}:0", "node-a", 5)
+
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*{IV}*")]
+    channel = f"{prefix}iv:{{{IV}}}:events"
+    assert len(keys) == 4  # meta, stream, state, the lease
+    assert {_slot(redis, key) for key in [*keys, channel]} == {_slot(redis, IV)}
+    await subscription.close()
+    await bus.close()
+
+
+async def test_deadlines_are_spread_over_every_master_and_each_claimed_once(
+    on_cluster: Connect, prefix: str, redis_cluster: RedisClusterServers
+) -> None:
+    a, b = RedisLiveStore(on_cluster(), prefix), RedisLiveStore(on_cluster(), prefix)
+    due = {f"{i:024x}" for i in range(200)}
+    for i, interview_id in enumerate(sorted(due)):
+        await (a if i % 2 else b).schedule(interview_id, 1000.0 + i)
+
+    holders = set()
+    for server in redis_cluster.servers:
+        with server.client() as redis:
+            if redis.keys(f"{prefix}deadlines:*"):
+                holders.add(server.port)
+    claimed: list[str] = []
+    while batch_ := [*await a.claim_due(2000.0, 20), *await b.claim_due(2000.0, 20)]:
+        claimed += batch_
+
+    assert len(holders) == redis_cluster.masters
+    assert sorted(claimed) == sorted(due)
+
+
+async def test_subscribers_follow_their_slot_to_another_master(
+    on_cluster: Connect, prefix: str, redis_cluster: RedisClusterServers
+) -> None:
+    a, b = RedisBus(on_cluster(), prefix), RedisBus(on_cluster(), prefix)
+    subscription = await a.subscribe(IV)
+    stream = aiter(subscription)
+    await b.append(IV, batch(1, 2))
+    assert seqs(await take(stream, 2)) == [1, 2]
+    key = f"{prefix}iv:{{{IV}}}:meta"
+    target = next(s for s in redis_cluster.servers if s is not redis_cluster.master_of(key))
+
+    await asyncio.to_thread(redis_cluster.move_slot, key, target)  # the server unsubscribes A
+    moved = await b.append(IV, batch(3, 4))
+
+    assert seqs(await take(stream, 2)) == [3, 4]
+    assert moved[0].seq == 3
+    await a.close()
+    await b.close()
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A cluster whose masters have a replica each, to fail one over (a short node timeout)."""
+    folder = tmp_path_factory.mktemp("redis-cluster-replicas")
+    with RedisClusterServers(folder, replicas=1, node_timeout_ms=2000) as cluster:
+        cluster.start()
+        yield cluster
+
+
+async def test_a_failover_loses_no_event_and_no_state(
+    replicated: RedisClusterServers, prefix: str
+) -> None:
+    backend = Backend(f"redis://{HOST}:{replicated.ports[0]}/0", replicated)
+    async with _clients(backend, prefix) as connect:
+        a, b = RedisBus(connect(), prefix), RedisBus(connect(), prefix)
+        store = RedisLiveStore(connect(), prefix)
+        subscription = await a.subscribe(IV)
+        stream = aiter(subscription)
+        await b.append(IV, batch(1, 2))
+        assert await store.save(IV, {"version": 1, "status": "asking"}, 0)
+        await store.schedule(IV, 1000.0)
+        assert seqs(await take(stream, 2)) == [1, 2]
+        key = f"{prefix}iv:{{{IV}}}:meta"
+        for server in replicated.servers:  # every replica has it all
+            with server.client() as redis:
+                if redis.info("replication")["role"] == "master":
+                    assert redis.execute_command("WAIT", 1, 5000) == 1
+
+        await asyncio.to_thread(replicated.fail_over, key)
+        after: list[Stamped] = []
+
+        async def appended() -> bool:
+            with contextlib.suppress(BusUnavailable):
+                after.extend(await b.append(IV, batch(3)))
+            return bool(after)
+
+        async with asyncio.timeout(30):
+            while not await appended():
+                await asyncio.sleep(0.1)
+
+        assert seqs(after) == [3]  # the history went on where it was
+        async with asyncio.timeout(30):  # A's listener found the new master and caught up
+            assert seqs([await anext(stream)]) == [3]
+        assert await store.load(IV) == {"version": 1, "status": "asking"}
+        assert await store.claim_due(2000.0) == [IV]
+        assert (await b.replay(IV, 0)).events[:2] == (await a.replay(IV, 0)).events[:2]
+        await a.close()
+        await b.close()

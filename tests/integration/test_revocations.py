@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from core.redis_client import RedisClient, open_redis
 from core.revocations import MemoryRevocations, RedisRevocations, Revocation, Revocations
+from core.settings import Settings
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def feeds(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Revocations, Revocations]]:
     """Two nodes' feeds: the same object in process, two clients on one Redis."""
     if request.param == "memory":
@@ -23,7 +25,12 @@ async def feeds(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Revocatio
         yield feed, feed
         return
     prefix = f"test:{uuid.uuid4().hex}:"
-    clients = [Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)]
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+        settings = Settings(_env_file=None, redis_url=url)
+        clients: list[RedisClient] = [open_redis(settings), open_redis(settings)]
+    else:
+        clients = [Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)]
     a, b = (RedisRevocations(c, prefix) for c in clients)
     yield a, b
     for feed in (a, b):
